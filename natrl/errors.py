@@ -1,0 +1,31 @@
+"""User-facing errors: one line that names the problem and the fix, never a traceback."""
+from __future__ import annotations
+
+import functools
+import sys
+
+
+class NatrlError(ValueError):
+    """Bad user input (a genotype, a file, a flag). The message is shown as one line."""
+
+
+def cli_entry(main):
+    """Wrap a script's ``main`` so that bad input exits with status 2 and one line on stderr."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except NatrlError as e:
+            prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv else "natrl"
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper
+
+
+class ArgumentParser(__import__("argparse").ArgumentParser):
+    """argparse that reports a bad flag in one line (no usage dump) and points to --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

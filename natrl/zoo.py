@@ -1,0 +1,128 @@
+"""A registry of named architectures (timm-style ``get(name)``), with per-model defaults and published costs.
+
+Holds every genotype of the shipped ``natrl/data/genotypes.json`` (a copy of shared/reference/genotypes.json):
+the DARTS-family cells, the hand-crafted cells (VGG, ResBlock, MobileNetV2 written as cells), the random
+cells R1-R5, and the authors' published NAT (``NAT_*``) and NAT++ (``NATv2_*``, alias ``NATPP_*``) results.
+
+``resolve(spec)`` turns anything a user may type into a genotype: a registry name or alias, a JSON file, a
+NAS-Bench-201 ``arch_str``, or DARTS ``Genotype(...)`` text.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from natrl.cells import Genotype, from_arch_str, genotype_from_dict, load_genotype, parse_darts_text
+from natrl.errors import NatrlError
+
+DATA = Path(__file__).parent / "data" / "genotypes.json"
+
+# Extra names people use for the same entries (lookup is case-insensitive as well).
+ALIASES = {
+    "MobileNetV2": "Mobilenetv2",
+    "NAT_Mobilenetv2": "NAT_MobileNetv2",
+    "PC_DARTS": "PC_DARTS_cifar",
+    "NAO": "NAONet",
+}
+
+# Per-model evaluation defaults that differ from the papers' common setting (C=36, 20 cells on CIFAR;
+# C=48, 14 cells on ImageNet), keyed by the *input* model name: a model's NAT/NAT++ results inherit them.
+DEFAULTS: dict[str, dict[str, dict]] = {}
+
+# Costs published in the papers, (params M, MAdds M), with the table they come from. ``None`` = not reported.
+# NAT = NAT paper (001), NAT++ = journal paper (000). Checked against our counts in tests/test_costs.py.
+PUBLISHED: dict[str, dict[str, tuple]] = {
+    "DARTS_V2": {"cifar10": (3.3, 528, "NAT Table 2 (NAT++ Table 3 prints 533)"),
+                 "imagenet": (4.7, 574, "NAT Table 2 / NAT++ Table 3")},
+    "NAT_DARTS": {"cifar10": (2.7, 424, "NAT Table 2 / NAT++ Table 3"),
+                  "imagenet": (4.0, 441, "NAT Table 2 / NAT++ Table 3")},
+    "NATv2_DARTS": {"cifar10": (2.5, 395, "NAT++ Table 3"), "imagenet": (3.8, 413, "NAT++ Table 3")},
+    "ENAS": {"cifar10": (4.6, 804, "NAT Table 2 / NAT++ Table 3"),
+             "imagenet": (5.6, 607, "NAT Table 2 / NAT++ Table 3")},
+    "NAT_ENAS": {"cifar10": (4.6, 804, "NAT Table 2 / NAT++ Table 3"),
+                 "imagenet": (5.6, 607, "NAT Table 2 / NAT++ Table 3")},
+    "NATv2_ENAS": {"cifar10": (3.7, 580, "NAT++ Table 3"), "imagenet": (5.4, 582, "NAT++ Table 3")},
+    "NAONet": {"cifar10": (128, 66016, "NAT Table 2 / NAT++ Table 3"),
+               "imagenet": (11.35, 1360, "NAT Table 2 / NAT++ Table 3")},
+    "NAT_NAONet": {"cifar10": (113, 58326, "NAT Table 2 / NAT++ Table 3"),
+                   "imagenet": (8.36, 1025, "NAT Table 2 / NAT++ Table 3")},
+    "NATv2_NAONet": {"cifar10": (101, 51976, "NAT++ Table 3"), "imagenet": (8.1, 992, "NAT++ Table 3")},
+    "PC_DARTS_cifar": {"cifar10": (3.6, 570, "NAT++ Table 3")},
+    "PC_DARTS_image": {"imagenet": (5.3, 597, "NAT++ Table 3")},
+    "AmoebaNet": {"cifar10": (3.2, None, "NAT Table 2 / NAT++ Table 3"),
+                  "imagenet": (5.1, 555, "NAT Table 2 / NAT++ Table 3")},
+}
+
+PUBLISHED["DARTS"] = PUBLISHED["DARTS_V2"]  # the NAT++ repository's "DARTS" is DARTS_V2 (tests check equality)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    genotype: Genotype
+    source: str
+    defaults: dict = field(default_factory=dict)  # dataset -> build_network kwargs
+    published: dict = field(default_factory=dict)  # dataset -> (params M, MAdds M, where)
+
+
+def _base_model(name: str) -> str:
+    for prefix in ("NATv2_", "NAT_"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+@lru_cache(maxsize=1)
+def _entries() -> dict[str, ZooEntry]:
+    raw = json.loads(DATA.read_text())
+    out = {}
+    for name, d in raw.items():
+        g = genotype_from_dict(d, where=f"registry entry {name}")
+        base = ALIASES.get(_base_model(name), _base_model(name))
+        out[name] = ZooEntry(name, g, d.get("source", ""), DEFAULTS.get(base, {}), PUBLISHED.get(name, {}))
+    return out
+
+
+def names() -> list[str]:
+    """Every registry name, in file order."""
+    return list(_entries())
+
+
+def _canonical(name: str) -> str | None:
+    entries = _entries()
+    if name.upper().startswith(("NATPP_", "NAT++_")):
+        name = "NATv2_" + name.split("_", 1)[1]
+    name = ALIASES.get(name, name)
+    if name in entries:
+        return name
+    lower = {k.lower(): k for k in [*entries, *ALIASES]}
+    hit = lower.get(name.lower())
+    return ALIASES.get(hit, hit) if hit else None
+
+
+def entry(name: str) -> ZooEntry:
+    canon = _canonical(name)
+    if canon is None:
+        raise NatrlError(f"unknown architecture '{name}'; known: {', '.join(names())} "
+                         "(or give a .json file, an NB201 arch_str, or Genotype(...) text)")
+    return _entries()[canon]
+
+
+def get(name: str) -> Genotype:
+    """The genotype registered as ``name`` (case-insensitive; aliases such as MobileNetV2, NATPP_DARTS)."""
+    return entry(name).genotype
+
+
+def resolve(spec: str) -> tuple[str, Genotype]:
+    """(display name, genotype) for a registry name, a JSON file, an NB201 arch_str or DARTS text."""
+    spec = spec.strip()
+    if spec.startswith("|"):
+        return spec, from_arch_str(spec)
+    if spec.startswith("Genotype("):
+        return "Genotype(...)", parse_darts_text(spec)
+    if spec.endswith(".json") or "/" in spec or Path(spec).is_file():
+        return Path(spec).stem, load_genotype(spec)
+    e = entry(spec)
+    return e.name, e.genotype
