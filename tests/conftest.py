@@ -18,3 +18,22 @@ def run_script(script, *args, timeout=600):
 @pytest.fixture
 def script():
     return run_script
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One Ray session for every test that needs Ray (2 CPUs, no dashboard, small object store)."""
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             object_store_memory=256 * 1024 ** 2)
+    yield ray
+    ray.shutdown()
+
+
+def load_script(name):
+    """Import experiments/<name>.py as a module (scripts are not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,0 +1,135 @@
+"""Tabular NAS-Bench-201 reward: real CIFAR-10 accuracies of all 15,625 cells, read without running code.
+
+The table is analog-nasbench's ``data.anb`` (its ``baseline_accuracy``, percent, 200 epochs): a pickle read
+through a restricted unpickler that maps the two record classes to plain local classes and refuses every
+other global, so no code from the data file runs. Tuple position i of its key is edge
+(1,2),(1,3),(1,4),(2,3),(2,4),(3,4) (1-based nodes) and its op index is 0 skip, 1 none, 2 conv3x3, 3 conv1x1,
+4 avg_pool (FACTS.md section 6).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+from functools import lru_cache
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from natrl.cells import Genotype
+from natrl.errors import NatrlError
+from natrl.ops import NB201_OPS
+
+ANB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
+# Our edge order (natrl.cells.nb201_cell): (0,1), (0,2), (1,2), (0,3), (1,3), (2,3) -> the .anb key position.
+OUR_EDGE_TO_ANB = (0, 1, 3, 2, 4, 5)
+
+
+class _Record:
+    """Stand-in for analognasbench.data.Architecture / DriftMeasurement: attributes only, no methods run."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    ALLOWED = {("analognasbench.data", "Architecture"), ("analognasbench.data", "DriftMeasurement")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return _Record
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
+
+
+def index_of(ops: Sequence[str]) -> int:
+    """Index of an NB201 cell in [0, 5^6): base-5 digits of the NB201_OPS indices in our edge order."""
+    idx = 0
+    for op in ops:
+        idx = idx * 5 + NB201_OPS.index(op)
+    return idx
+
+
+def ops_of(index: int) -> tuple[str, ...]:
+    digits = []
+    for _ in range(6):
+        index, d = divmod(index, 5)
+        digits.append(NB201_OPS[d])
+    return tuple(reversed(digits))
+
+
+def default_table_path() -> Path:
+    spec = find_spec("analognasbench")
+    if spec is None or not spec.submodule_search_locations:
+        raise NatrlError("analog-nasbench is not installed; run pip install -r requirements.txt")
+    return Path(list(spec.submodule_search_locations)[0]) / "data.anb"
+
+
+def read_anb(path) -> np.ndarray:
+    """Accuracy (percent) of every cell, indexed by ``index_of``; NaN where the table has no entry."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        data = _RestrictedUnpickler(io.BytesIO(raw)).load()
+    except FileNotFoundError:
+        raise NatrlError(f"NAS-Bench-201 table {path} does not exist; reinstall analog-nasbench") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as e:
+        raise NatrlError(f"{path} is not a readable analog-nasbench table ({e}); reinstall analog-nasbench") from None
+    acc = np.full(5 ** 6, np.nan)
+    for key, rec in data.items():
+        ours = [ANB_OPS[key[OUR_EDGE_TO_ANB[i]]] for i in range(6)]
+        acc[index_of(ours)] = float(rec.baseline_accuracy)
+    return acc
+
+
+def read_official_csv(path) -> np.ndarray:
+    """The official NAS-Bench-201 CSV (``arch_str``, ``valid-accuracy``), e.g. shared/data: an independent
+    second measurement of the same cells, for reporting only."""
+    import csv
+
+    from natrl.cells import from_arch_str
+    acc = np.full(5 ** 6, np.nan)
+    try:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rt") as f:
+            for row in csv.DictReader(f):
+                acc[index_of(from_arch_str(row["arch_str"]).normal.ops)] = float(row["valid-accuracy"])
+    except FileNotFoundError:
+        raise NatrlError(f"NAS-Bench-201 CSV {path} does not exist; pass the path to nb201_cifar10_valid_avg.csv.gz") from None
+    except (KeyError, OSError, ValueError) as e:
+        raise NatrlError(f"{path} is not an NAS-Bench-201 CSV with arch_str and valid-accuracy columns ({e})") from None
+    return acc
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str) -> "NB201Table":
+    # Every sub-env of a vector env asks for the table: read it once per process, share it read-only.
+    if path.endswith((".csv", ".csv.gz")):
+        table = NB201Table(read_official_csv(path), name=Path(path).name)
+    else:
+        table = NB201Table(read_anb(path))
+    table.accuracy.flags.writeable = False
+    return table
+
+
+class NB201Table:
+    """RewardBackend over a table of accuracies of all NB201 cells."""
+
+    space = "nb201"
+
+    def __init__(self, accuracy: np.ndarray, name: str = "analog-nasbench"):
+        self.accuracy = accuracy
+        self.name = name
+
+    @classmethod
+    def load(cls, path=None) -> "NB201Table":
+        """The table at ``path`` (analog-nasbench .anb or the official CSV); default: analog-nasbench's."""
+        return _load_cached(str(path or default_table_path()))
+
+    def score(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        return self.accuracy[[index_of(g.normal.ops) for g in genotypes]]
+
+    def score_ops(self, ops_batch: np.ndarray) -> np.ndarray:
+        """Vectorised: ``ops_batch`` [B, 6] of NB201_OPS indices -> accuracies [B]."""
+        idx = np.zeros(len(ops_batch), dtype=np.int64)
+        for col in range(6):
+            idx = idx * 5 + ops_batch[:, col]
+        return self.accuracy[idx]

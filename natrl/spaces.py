@@ -1,0 +1,135 @@
+"""Search spaces: the op vocabulary, the edge template, the sampler p(beta) of input cells, and the encoding of a
+cell into the fixed-shape observation the policy reads (so that env, policy and algorithm never branch on the
+space).
+
+Observation (a Dict of fixed-shape Boxes, E edges, N nodes, K ops):
+    op           [E]    current op index of each edge (vocabulary order)
+    src, dst     [E]    endpoints of each edge (node ids)
+    node_kind    [N]    0 = cell input, 1 = second cell input (DARTS c_{k-1}), 2 = intermediate node
+    action_mask  [E, K] 1 where the transition rule allows op -> new op
+Action: MultiDiscrete([K] * E), the new op index of every edge.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+
+from natrl.cells import Genotype, nb201_cell
+from natrl.errors import NatrlError
+from natrl.ops import NB201_OPS, vocabulary
+from natrl.transitions import transition_mask
+
+NODE_KINDS = 3
+
+
+class MaskedMultiDiscrete(spaces.MultiDiscrete):
+    """MultiDiscrete whose ``sample()`` draws only valid transitions (``valid``, [E, K] booleans).
+
+    The env sets ``valid`` to the current input's mask on reset and, once an episode ends, to the transitions
+    valid from *every* op (skip and null), since the next input is not known yet. So generic tools
+    (``env.action_space.sample()``, gymnasium's env checker) produce legal actions; the policy gets the same
+    mask in its observation.
+    """
+
+    def __init__(self, nvec, seed=None, always_valid=None):
+        super().__init__(nvec, seed=seed)
+        self.always_valid = always_valid
+        self.valid = always_valid
+
+    def sample(self, mask=None, probability=None):
+        if mask is None and probability is None and self.valid is not None:
+            mask = tuple(row.astype(np.int8) for row in self.valid)
+        return super().sample(mask=mask, probability=probability)
+
+
+@dataclass
+class NB201Space:
+    """NAS-Bench-201: one cell, 4 nodes, 6 edges, 5 ops; inputs drawn uniformly from a seeded split."""
+
+    rule: str = "natpp"
+    holdout_frac: float = 0.2
+    split_seed: int = 0
+
+    name = "nb201"
+    num_edges = 6
+    num_nodes = 4
+
+    def __post_init__(self):
+        self.ops = vocabulary("nb201")
+        self.mask = transition_mask(self.rule, self.ops)
+        perm = np.random.default_rng(self.split_seed).permutation(len(self.ops) ** self.num_edges)
+        n_hold = int(round(self.holdout_frac * len(perm)))
+        self.heldout_cells = np.sort(perm[:n_hold])
+        self.train_cells = np.sort(perm[n_hold:])
+        proto = nb201_cell(["none"] * 6).normal
+        self.src = np.array([s for _, s, _ in proto.edges], dtype=np.int64)
+        self.dst = np.array([d for _, _, d in proto.edges], dtype=np.int64)
+        self.node_kind = np.array([0, 2, 2, 2], dtype=np.int64)
+
+    @property
+    def num_ops(self) -> int:
+        return len(self.ops)
+
+    # ---- cells as op-index vectors -------------------------------------------------------------------
+    def cell_ops(self, index: int) -> np.ndarray:
+        digits = np.empty(self.num_edges, dtype=np.int64)
+        for i in range(self.num_edges - 1, -1, -1):
+            index, digits[i] = divmod(index, self.num_ops)
+        return digits
+
+    def genotype(self, ops: np.ndarray) -> Genotype:
+        return nb201_cell([self.ops[i] for i in ops])
+
+    def encode_genotype(self, g: Genotype) -> np.ndarray:
+        if g.space != "nb201":
+            raise NatrlError(f"a {g.space}-space genotype cannot be transformed in the nb201 space")
+        return np.array([NB201_OPS.index(op) for op in g.normal.ops], dtype=np.int64)
+
+    def sample_input(self, rng: np.random.Generator, split: str = "train") -> np.ndarray:
+        cells = self.train_cells if split == "train" else self.heldout_cells
+        return self.cell_ops(int(cells[rng.integers(len(cells))]))
+
+    # ---- observation / action ----------------------------------------------------------------------
+    def observation_space(self) -> spaces.Dict:
+        E, N, K = self.num_edges, self.num_nodes, self.num_ops
+        return spaces.Dict({
+            "op": spaces.Box(0, K - 1, (E,), np.int64),
+            "src": spaces.Box(0, N - 1, (E,), np.int64),
+            "dst": spaces.Box(0, N - 1, (E,), np.int64),
+            "node_kind": spaces.Box(0, NODE_KINDS - 1, (N,), np.int64),
+            "action_mask": spaces.Box(0.0, 1.0, (E, K), np.float32),
+        })
+
+    def action_space(self) -> MaskedMultiDiscrete:
+        always = np.tile(self.mask.all(axis=0), (self.num_edges, 1))
+        return MaskedMultiDiscrete([self.num_ops] * self.num_edges, always_valid=always)
+
+    def observe(self, ops: np.ndarray) -> dict:
+        return {"op": ops.astype(np.int64), "src": self.src.copy(), "dst": self.dst.copy(),
+                "node_kind": self.node_kind.copy(), "action_mask": self.mask[ops].astype(np.float32)}
+
+    def observe_batch(self, ops_batch: np.ndarray) -> dict:
+        B = len(ops_batch)
+        return {"op": ops_batch.astype(np.int64), "src": np.tile(self.src, (B, 1)), "dst": np.tile(self.dst, (B, 1)),
+                "node_kind": np.tile(self.node_kind, (B, 1)), "action_mask": self.mask[ops_batch].astype(np.float32)}
+
+    def check_action(self, beta: np.ndarray, action: np.ndarray):
+        action = np.asarray(action)
+        if action.shape != (self.num_edges,):
+            raise ValueError(f"action has shape {action.shape}; expected ({self.num_edges},), one new op per edge")
+        bad = np.flatnonzero(~self.mask[beta, action])
+        if len(bad):
+            e = int(bad[0])
+            raise ValueError(f"invalid transition on edge {e}: {self.ops[beta[e]]} -> {self.ops[action[e]]} is not "
+                             f"allowed by the {self.rule} rule")
+
+
+SPACES = {"nb201": NB201Space}
+
+
+def make_space(name: str, **kwargs):
+    if name not in SPACES:
+        raise NatrlError(f"unknown space '{name}'; available now: {', '.join(SPACES)} (darts comes with the supernet)")
+    return SPACES[name](**kwargs)
