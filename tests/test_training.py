@@ -9,6 +9,7 @@ import torch
 
 from conftest import load_script
 from natrl.cells import from_arch_str
+from natrl.spaces import make_space
 
 train_natpp = load_script("train_natpp")
 
@@ -35,7 +36,7 @@ def skip_probability(module, space):
 def test_reinforce_learns_toy_reward(ray_session, baseline):
     cfg = train_natpp.TrainConfig(m=16, n=2, lr=1e-2, lam=1e-3, hidden=16, baseline=baseline, seed=0)
     algo = train_natpp.build_algo(cfg, backend=SkipCounter())
-    space = algo.env_runner.env.envs[0].unwrapped.space
+    space = make_space("nb201")
     before = skip_probability(algo.get_module(), space)
     for _ in range(25):
         res = algo.train()["learners"]["default_policy"]
