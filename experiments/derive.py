@@ -66,8 +66,9 @@ def main(argv=None):
     from natrl.cells import to_arch_str
     from natrl.costs import genotype_cost
     from natrl.rewards import NB201Table
-    from natrl.rundir import write_json
+    from natrl.rundir import quiet_ray_logs, write_json
 
+    quiet_ray_logs()
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run_dir", type=Path, help="training run directory (or its policy.pt)")
     p.add_argument("cells", nargs="+", help="NB201 arch_str, genotype .json file, or registry name")

@@ -67,6 +67,11 @@ def parse_args(argv, defaults: TrainConfig) -> TrainConfig:
     for name in ("m", "n", "hidden", "best_of"):
         if getattr(cfg, name) < 1:
             raise NatrlError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.num_gpus > 0:
+        import torch
+        if torch.cuda.device_count() < cfg.num_gpus:
+            raise NatrlError(f"--num-gpus {cfg.num_gpus} but {torch.cuda.device_count()} CUDA device(s) are visible; "
+                             "use --num-gpus 0 to run on CPU")
     if cfg.iters < 0 or cfg.gcn_layers < 1 or cfg.num_gpus < 0 or not 0 < cfg.holdout_frac < 1:
         raise NatrlError("--iters >= 0, --gcn-layers >= 1, --num-gpus >= 0 and 0 < --holdout-frac < 1 are required")
     return cfg
@@ -127,9 +132,10 @@ def train(cfg: TrainConfig) -> Path:
 
     from natrl.evaluate import evaluate_nb201, markdown_table
     from natrl.rewards import NB201Table
-    from natrl.rundir import create_run_dir, seed_everything, write_json
+    from natrl.rundir import create_run_dir, quiet_ray_logs, seed_everything, write_json
     from natrl.spaces import make_space
 
+    quiet_ray_logs()
     out = create_run_dir(Path(cfg.out or Path("runs") / cfg.run_name), cfg)
     seed_everything(cfg.seed)
     table = NB201Table.load(cfg.table)  # fail early, before Ray starts, on a bad --table

@@ -69,3 +69,11 @@ def seed_everything(seed: int):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def quiet_ray_logs():
+    """Silence Ray/RLlib notices that say nothing about this run (deprecations inside RLlib, gputil), so the
+    terminal shows progress. Errors still print."""
+    import logging
+    for name in ("ray._common.deprecation", "ray.tune.utils.util", "ray.rllib.algorithms.algorithm_config"):
+        logging.getLogger(name).setLevel(logging.ERROR)

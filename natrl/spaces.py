@@ -88,6 +88,11 @@ class NB201Space:
         return np.array([NB201_OPS.index(op) for op in g.normal.ops], dtype=np.int64)
 
     def sample_input(self, rng: np.random.Generator, split: str = "train") -> np.ndarray:
+        """beta ~ p(beta): uniform over the training cells, the held-out cells, or all cells."""
+        if split == "all":
+            return self.cell_ops(int(rng.integers(self.num_ops ** self.num_edges)))
+        if split not in ("train", "heldout"):
+            raise NatrlError(f"unknown input split '{split}'; choose train, heldout or all")
         cells = self.train_cells if split == "train" else self.heldout_cells
         return self.cell_ops(int(cells[rng.integers(len(cells))]))
 

@@ -84,6 +84,14 @@ def test_cli_end_to_end(trained_run):
     assert "| policy (1 sample) |" in (trained_run / "results.md").read_text()
 
 
+def test_random_policy_matches_exact_random_baseline(ray_session, tmp_path):
+    out = tmp_path / "random"
+    train_natpp.main(["--policy", "random", "--iters", "5", "--out", str(out)])
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    # uniform over valid transitions: its 1-sample gain estimates the exact expectation (std 17 / sqrt(3125))
+    assert rows["policy (1 sample)"]["reward"]["mean"] == pytest.approx(rows["random valid"]["reward"]["mean"], abs=1.5)
+
+
 def test_cli_refuses_to_overwrite_a_run(trained_run, script):
     before = (trained_run / "results.json").read_text()
     r = script("experiments/train_natpp.py", "--iters", "1", "--out", trained_run)
@@ -96,6 +104,7 @@ def test_cli_refuses_to_overwrite_a_run(trained_run, script):
     (["--policy", "cnn"], "invalid choice: 'cnn'"),
     (["--lam", "x"], "invalid float value"),
     (["--table", "/nonexistent/t.anb"], "does not exist"),
+    (["--num-gpus", "64"], "CUDA device(s) are visible"),
 ])
 def test_cli_bad_flags_one_line(script, tmp_path, args, message):
     r = script("experiments/train_natpp.py", *args, "--out", tmp_path / "run")
