@@ -20,22 +20,31 @@ from natrl.spaces import make_space
 class NATEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, config: dict | None = None, *, space: str = "nb201", rule: str = "natpp",
-                 reward_backend: str = "nb201", n: int = 1, inputs: str = "train", holdout_frac: float = 0.2,
-                 split_seed: int = 0, table: str | None = None, backend=None):
-        # RLlib passes one EnvContext dict positionally; gymnasium.make passes keywords. Both work.
-        if config:
-            kw = dict(space=space, rule=rule, reward_backend=reward_backend, n=n, inputs=inputs,
-                      holdout_frac=holdout_frac, split_seed=split_seed, table=table, backend=backend)
-            unknown = set(config) - set(kw)
-            if unknown:
-                raise ValueError(f"unknown env_config key(s) {sorted(unknown)}; known: {sorted(kw)}")
-            kw.update(config)
-            space, rule, reward_backend, n, inputs, holdout_frac, split_seed, table, backend = kw.values()
-        self.space = make_space(space, rule=rule, holdout_frac=holdout_frac, split_seed=split_seed)
-        self.backend = backend or make_backend(reward_backend, **({"path": table} if table else {}))
-        self.n = int(n)
-        self.inputs = inputs
+    # Every setting, with its default; RLlib passes them as one env_config dict, gymnasium.make as keywords.
+    DEFAULTS = {
+        "space": "nb201",  # search space (natrl.spaces)
+        "rule": "natpp",  # transition rule: natpp or nat
+        "reward_backend": "nb201",  # reward backend name (natrl.rewards.make_backend)
+        "table": None,  # the backend's table file (default: its packaged table)
+        "backend": None,  # a ready RewardBackend object, overriding reward_backend / table
+        "n": 1,  # consecutive episodes on the same input beta
+        "inputs": "train",  # p(beta): uniform over the train split, the heldout split, or all cells
+        "holdout_frac": 0.2,  # share of cells held out from training (fixed split)
+        "split_seed": 0,
+    }
+
+    def __init__(self, config: dict | None = None, **kwargs):
+        given = {**(config or {}), **kwargs}
+        unknown = sorted(set(given) - set(self.DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown env setting(s) {unknown}; known: {sorted(self.DEFAULTS)}")
+        cfg = {**self.DEFAULTS, **given}
+        self.space = make_space(cfg["space"], rule=cfg["rule"], holdout_frac=cfg["holdout_frac"],
+                                split_seed=cfg["split_seed"])
+        self.backend = cfg["backend"] or make_backend(cfg["reward_backend"],
+                                                      **({"path": cfg["table"]} if cfg["table"] else {}))
+        self.n = int(cfg["n"])
+        self.inputs = cfg["inputs"]
         self.observation_space = self.space.observation_space()
         self.action_space = self.space.action_space()
         self._beta = None

@@ -16,10 +16,11 @@ import torch
 
 from natrl import nb201_oracle as oracle
 from natrl.cells import to_arch_str
+from natrl.spaces import NB201_CELLS, nb201_index
 
 
 def _gains(acc, alphas, betas):
-    return acc[oracle.ALL_INDEX(alphas)] - acc[oracle.ALL_INDEX(betas)]
+    return acc[nb201_index(alphas)] - acc[nb201_index(betas)]
 
 
 @torch.no_grad()
@@ -38,21 +39,21 @@ def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=No
     """Results dict and per-input records for the policy ``module`` on ``space``'s held-out inputs."""
     rng = np.random.default_rng(seed)
     held = space.heldout_cells if max_inputs is None else rng.choice(space.heldout_cells, max_inputs, replace=False)
-    betas = oracle.ALL[np.sort(held)]
-    train_betas = oracle.ALL[space.train_cells]
+    betas = NB201_CELLS[np.sort(held)]
+    train_betas = NB201_CELLS[space.train_cells]
     acc = table.accuracy
     gen = torch.Generator().manual_seed(seed)
     argmax, samples = policy_actions(module, space, betas, best_of, gen)
     for a in (argmax, *samples):  # the mask must hold for every action we report
         assert space.mask[betas, a].all(), "policy produced an invalid transition"
-    sample_acc = np.stack([acc[oracle.ALL_INDEX(s)] for s in samples])  # [S, B]
+    sample_acc = np.stack([acc[nb201_index(s)] for s in samples])  # [S, B]
     best_k = samples[sample_acc.argmax(0), np.arange(len(betas))]
     opt_idx, _ = oracle.per_input_optimum(betas, acc, space.mask)
     rule, _ = oracle.best_fixed_rule(train_betas, acc, space.mask)
     alphas = {
         "keep-all": betas,
         "best fixed per-op rule": rule[betas],
-        "per-input optimum": oracle.ALL[opt_idx],
+        "per-input optimum": NB201_CELLS[opt_idx],
         "policy (1 sample)": samples[0],
         "policy (argmax)": argmax,
         f"policy (best of {best_of})": best_k,
@@ -72,10 +73,10 @@ def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=No
                                     for t in tables}}
     records = []
     for b in range(len(betas)):
-        rec = {"input": to_arch_str(space.genotype(betas[b]).normal), "input_acc": float(acc[oracle.ALL_INDEX(betas[b:b + 1])[0]])}
+        rec = {"input": to_arch_str(space.genotype(betas[b]).normal), "input_acc": float(acc[nb201_index(betas[b])])}
         for name in ("policy (1 sample)", "policy (argmax)", f"policy (best of {best_of})", "per-input optimum"):
             a = alphas[name][b:b + 1]
-            rec[name] = {"arch_str": to_arch_str(space.genotype(a[0]).normal), "acc": float(acc[oracle.ALL_INDEX(a)[0]])}
+            rec[name] = {"arch_str": to_arch_str(space.genotype(a[0]).normal), "acc": float(acc[nb201_index(a[0])])}
         records.append(rec)
     return results, records
 

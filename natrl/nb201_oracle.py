@@ -10,26 +10,17 @@ import itertools
 
 import numpy as np
 
-N_EDGES, N_OPS = 6, 5
-ALL = np.array(list(itertools.product(range(N_OPS), repeat=N_EDGES)), dtype=np.int64)  # row i = cell index i
+from natrl.spaces import NB201_CELLS, nb201_index
 
 
 def per_input_optimum(betas: np.ndarray, acc: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each beta [B, 6] (op indices): (best valid alpha index, its gain). Exhaustive over 15,625 alphas."""
     best_idx = np.empty(len(betas), dtype=np.int64)
     for b, beta in enumerate(betas):
-        valid = mask[beta[None, :], ALL].all(axis=1)  # [15625]: alpha valid on every edge
+        valid = mask[beta[None, :], NB201_CELLS].all(axis=1)  # [15625]: alpha valid on every edge
         scores = np.where(valid, acc, -np.inf)
         best_idx[b] = int(np.argmax(scores))
-    beta_idx = ALL_INDEX(betas)
-    return best_idx, acc[best_idx] - acc[beta_idx]
-
-
-def ALL_INDEX(cells: np.ndarray) -> np.ndarray:
-    idx = np.zeros(len(cells), dtype=np.int64)
-    for col in range(N_EDGES):
-        idx = idx * N_OPS + cells[:, col]
-    return idx
+    return best_idx, acc[best_idx] - acc[nb201_index(betas)]
 
 
 def fixed_rules(mask: np.ndarray):
@@ -41,23 +32,19 @@ def fixed_rules(mask: np.ndarray):
 
 def best_fixed_rule(betas: np.ndarray, acc: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
     """The fixed per-op rule with the highest mean gain on ``betas`` (select it on training inputs only)."""
-    base = acc[ALL_INDEX(betas)]
+    base = acc[nb201_index(betas)]
     best, best_gain = None, -np.inf
     for rule in fixed_rules(mask):
-        gain = float(np.mean(acc[ALL_INDEX(rule[betas])] - base))
+        gain = float(np.mean(acc[nb201_index(rule[betas])] - base))
         if gain > best_gain:
             best, best_gain = rule, gain
     return best, best_gain
-
-
-def rule_gain(rule: np.ndarray, betas: np.ndarray, acc: np.ndarray) -> np.ndarray:
-    return acc[ALL_INDEX(rule[betas])] - acc[ALL_INDEX(betas)]
 
 
 def random_valid_gain(betas: np.ndarray, acc: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Exact expected gain of choosing each edge's new op uniformly among its valid ones."""
     out = np.empty(len(betas))
     for b, beta in enumerate(betas):
-        valid = mask[beta[None, :], ALL].all(axis=1)
-        out[b] = acc[valid].mean() - acc[ALL_INDEX(beta[None])[0]]
+        valid = mask[beta[None, :], NB201_CELLS].all(axis=1)
+        out[b] = acc[valid].mean() - acc[nb201_index(beta)]
     return out

@@ -11,6 +11,7 @@ Action: MultiDiscrete([K] * E), the new op index of every edge.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,16 @@ from natrl.ops import NB201_OPS, vocabulary
 from natrl.transitions import transition_mask
 
 NODE_KINDS = 3
+
+# NAS-Bench-201 cells as op-index vectors: row i is cell i, whose base-5 digits are the NB201_OPS indices of
+# the edges (0,1), (0,2), (1,2), (0,3), (1,3), (2,3), most significant first.
+NB201_CELLS = np.array(list(itertools.product(range(len(NB201_OPS)), repeat=6)), dtype=np.int64)
+
+
+def nb201_index(cells: np.ndarray) -> np.ndarray:
+    """Cell index of op-index vectors ([..., 6] -> [...]), the inverse of NB201_CELLS."""
+    cells = np.asarray(cells, dtype=np.int64)
+    return cells @ (len(NB201_OPS) ** np.arange(5, -1, -1))
 
 
 class MaskedMultiDiscrete(spaces.MultiDiscrete):
@@ -74,10 +85,7 @@ class NB201Space:
 
     # ---- cells as op-index vectors -------------------------------------------------------------------
     def cell_ops(self, index: int) -> np.ndarray:
-        digits = np.empty(self.num_edges, dtype=np.int64)
-        for i in range(self.num_edges - 1, -1, -1):
-            index, digits[i] = divmod(index, self.num_ops)
-        return digits
+        return NB201_CELLS[index].copy()
 
     def genotype(self, ops: np.ndarray) -> Genotype:
         return nb201_cell([self.ops[i] for i in ops])

@@ -9,15 +9,14 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from natrl import nb201_oracle as oracle
 from natrl.cells import from_arch_str
 from natrl.errors import NatrlError
 from natrl.ops import NATPP_OPS
 from natrl.policy import BinaryMaskedSoftmax, apply_mask
 from natrl.policy.module import TransitionPolicy
 from natrl.rewards import NB201Table, reward
-from natrl.rewards.nb201 import index_of, ops_of, read_anb
-from natrl.spaces import make_space
+from natrl.rewards.nb201 import index_of, read_anb
+from natrl.spaces import NB201_CELLS, make_space, nb201_index
 from natrl.transitions import transition_mask
 
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -46,10 +45,11 @@ def test_reward_sign_and_value(table):
 
 
 def test_index_round_trip():
+    np.testing.assert_array_equal(nb201_index(NB201_CELLS), np.arange(15625))
+    space = make_space("nb201")
     for i in (0, 1, 777, 15624):
-        assert index_of(ops_of(i)) == i
-    assert index_of(from_arch_str(CELL).normal.ops) == oracle.ALL_INDEX(make_space("nb201").encode_genotype(
-        from_arch_str(CELL))[None])[0]
+        assert index_of(space.genotype(NB201_CELLS[i]).normal.ops) == i
+    assert index_of(from_arch_str(CELL).normal.ops) == nb201_index(space.encode_genotype(from_arch_str(CELL)))
 
 
 class _Evil:
@@ -121,7 +121,7 @@ def test_inputs_come_from_the_right_split():
 
 
 def test_env_config_errors():
-    with pytest.raises(ValueError, match="unknown env_config key"):
+    with pytest.raises(ValueError, match="unknown env setting"):
         envs.NATEnv({"m": 3})
     with pytest.raises(NatrlError, match="unknown space"):
         envs.NATEnv(space="foo")
@@ -148,7 +148,7 @@ def test_policy_respects_mask_for_every_op(encoder, rule):
     space = make_space("nb201", rule=rule)
     module = TransitionPolicy(observation_space=space.observation_space(), action_space=space.action_space(),
                               model_config={"encoder": encoder, "hidden": 16, "gcn_layers": 2})
-    betas = oracle.ALL[::7]  # 2233 cells: every op on every edge
+    betas = NB201_CELLS[::7]  # 2233 cells: every op on every edge
     obs = {k: torch.as_tensor(v) for k, v in space.observe_batch(betas).items()}
     probs = module.distribution(obs).probs().detach()
     invalid = ~torch.as_tensor(space.mask[betas])

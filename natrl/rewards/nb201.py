@@ -21,6 +21,7 @@ import numpy as np
 from natrl.cells import Genotype
 from natrl.errors import NatrlError
 from natrl.ops import NB201_OPS
+from natrl.spaces import nb201_index
 
 ANB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 # Our edge order (natrl.cells.nb201_cell): (0,1), (0,2), (1,2), (0,3), (1,3), (2,3) -> the .anb key position.
@@ -41,19 +42,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def index_of(ops: Sequence[str]) -> int:
-    """Index of an NB201 cell in [0, 5^6): base-5 digits of the NB201_OPS indices in our edge order."""
-    idx = 0
-    for op in ops:
-        idx = idx * 5 + NB201_OPS.index(op)
-    return idx
-
-
-def ops_of(index: int) -> tuple[str, ...]:
-    digits = []
-    for _ in range(6):
-        index, d = divmod(index, 5)
-        digits.append(NB201_OPS[d])
-    return tuple(reversed(digits))
+    """Index of the NB201 cell with these op names (our edge order), see natrl.spaces.NB201_CELLS."""
+    return int(nb201_index([NB201_OPS.index(op) for op in ops]))
 
 
 def default_table_path() -> Path:
@@ -128,8 +118,5 @@ class NB201Table:
         return self.accuracy[[index_of(g.normal.ops) for g in genotypes]]
 
     def score_ops(self, ops_batch: np.ndarray) -> np.ndarray:
-        """Vectorised: ``ops_batch`` [B, 6] of NB201_OPS indices -> accuracies [B]."""
-        idx = np.zeros(len(ops_batch), dtype=np.int64)
-        for col in range(6):
-            idx = idx * 5 + ops_batch[:, col]
-        return self.accuracy[idx]
+        """Vectorised: op-index vectors [..., 6] -> accuracies [...]."""
+        return self.accuracy[nb201_index(ops_batch)]
