@@ -54,23 +54,21 @@ class NATEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             self._beta = None  # a seeded reset starts a fresh input sequence
-        if options and "beta" in options:
-            self._beta, self._uses = np.asarray(options["beta"], dtype=np.int64), 1
+        if options and "beta" in options:  # a given input (a Genotype of this space)
+            self._beta, self._uses = options["beta"], 1
         elif self._beta is None or self._uses >= self.n:
             self._beta, self._uses = self.space.sample_input(self.np_random, self.inputs), 1
         else:
             self._uses += 1
-        obs = self.space.observe(self._beta)
+        obs = self.space.encode(self._beta)
         self.action_space.valid = obs["action_mask"] > 0
-        return obs, {"beta": self._beta.copy()}
+        return obs, {"beta": self.space.describe(self._beta)}
 
     def step(self, action):
         if self._beta is None:
             raise RuntimeError("call reset() before step()")
-        action = np.asarray(action, dtype=np.int64)
-        self.space.check_action(self._beta, action)
-        alpha, beta = self.space.genotype(action), self.space.genotype(self._beta)
-        r = float(reward(self.backend, [alpha], [beta])[0])
-        info = {"beta": self._beta.copy(), "alpha": action.copy()}
+        alpha = self.space.apply(self._beta, np.asarray(action, dtype=np.int64))
+        r = float(reward(self.backend, [alpha], [self._beta])[0])
+        info = {"beta": self.space.describe(self._beta), "alpha": self.space.describe(alpha)}
         self.action_space.valid = self.action_space.always_valid  # the next input is not known yet
-        return self.space.observe(action), r, True, False, info
+        return self.space.encode(alpha), r, True, False, info

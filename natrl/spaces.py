@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from natrl.cells import Genotype, nb201_cell
+from natrl.cells import Cell, Genotype, nb201_cell, to_arch_str, validate_genotype
 from natrl.errors import NatrlError
-from natrl.ops import NB201_OPS, vocabulary
+from natrl.ops import NB201_OPS, OP_INFO, vocabulary
 from natrl.transitions import transition_mask
 
 NODE_KINDS = 3
@@ -55,8 +55,41 @@ class MaskedMultiDiscrete(spaces.MultiDiscrete):
         return super().sample(mask=mask, probability=probability)
 
 
+class GraphSpace:
+    """What every space shares: the fixed-shape observation and action spaces, and the mask check.
+    Subclasses set ops, mask, rule, num_edges, num_nodes and implement sample_input / encode / apply / describe."""
+
+    @property
+    def num_ops(self) -> int:
+        return len(self.ops)
+
+    def observation_space(self) -> spaces.Dict:
+        E, N, K = self.num_edges, self.num_nodes, self.num_ops
+        return spaces.Dict({
+            "op": spaces.Box(0, K - 1, (E,), np.int64),
+            "src": spaces.Box(0, N - 1, (E,), np.int64),
+            "dst": spaces.Box(0, N - 1, (E,), np.int64),
+            "node_kind": spaces.Box(0, NODE_KINDS - 1, (N,), np.int64),
+            "action_mask": spaces.Box(0.0, 1.0, (E, K), np.float32),
+        })
+
+    def action_space(self) -> MaskedMultiDiscrete:
+        always = np.tile(self.mask.all(axis=0), (self.num_edges, 1))
+        return MaskedMultiDiscrete([self.num_ops] * self.num_edges, always_valid=always)
+
+    def check_action(self, beta: np.ndarray, action: np.ndarray):
+        action = np.asarray(action)
+        if action.shape != (self.num_edges,):
+            raise ValueError(f"action has shape {action.shape}; expected ({self.num_edges},), one new op per edge")
+        bad = np.flatnonzero(~self.mask[beta, action])
+        if len(bad):
+            e = int(bad[0])
+            raise ValueError(f"invalid transition on edge {e}: {self.ops[beta[e]]} -> {self.ops[action[e]]} is not "
+                             f"allowed by the {self.rule} rule")
+
+
 @dataclass
-class NB201Space:
+class NB201Space(GraphSpace):
     """NAS-Bench-201: one cell, 4 nodes, 6 edges, 5 ops; inputs drawn uniformly from a seeded split."""
 
     rule: str = "natpp"
@@ -79,10 +112,6 @@ class NB201Space:
         self.dst = np.array([d for _, _, d in proto.edges], dtype=np.int64)
         self.node_kind = np.array([0, 2, 2, 2], dtype=np.int64)
 
-    @property
-    def num_ops(self) -> int:
-        return len(self.ops)
-
     # ---- cells as op-index vectors -------------------------------------------------------------------
     def cell_ops(self, index: int) -> np.ndarray:
         return NB201_CELLS[index].copy()
@@ -95,30 +124,28 @@ class NB201Space:
             raise NatrlError(f"a {g.space}-space genotype cannot be transformed in the nb201 space")
         return np.array([NB201_OPS.index(op) for op in g.normal.ops], dtype=np.int64)
 
-    def sample_input(self, rng: np.random.Generator, split: str = "train") -> np.ndarray:
+    def sample_input(self, rng: np.random.Generator, split: str = "train") -> Genotype:
         """beta ~ p(beta): uniform over the training cells, the held-out cells, or all cells."""
         if split == "all":
-            return self.cell_ops(int(rng.integers(self.num_ops ** self.num_edges)))
+            return self.genotype(self.cell_ops(int(rng.integers(self.num_ops ** self.num_edges))))
         if split not in ("train", "heldout"):
             raise NatrlError(f"unknown input split '{split}'; choose train, heldout or all")
         cells = self.train_cells if split == "train" else self.heldout_cells
-        return self.cell_ops(int(cells[rng.integers(len(cells))]))
+        return self.genotype(self.cell_ops(int(cells[rng.integers(len(cells))])))
+
+    # ---- the genotype-level interface the env uses (the same for every space) -------------------------
+    def encode(self, g: Genotype) -> dict:
+        return self.observe(self.encode_genotype(g))
+
+    def apply(self, g: Genotype, action: np.ndarray) -> Genotype:
+        """alpha: ``g`` with every edge's op replaced by ``action``; ValueError outside the mask."""
+        self.check_action(self.encode_genotype(g), action)
+        return self.genotype(action)
+
+    def describe(self, g: Genotype) -> str:
+        return to_arch_str(g.normal)
 
     # ---- observation / action ----------------------------------------------------------------------
-    def observation_space(self) -> spaces.Dict:
-        E, N, K = self.num_edges, self.num_nodes, self.num_ops
-        return spaces.Dict({
-            "op": spaces.Box(0, K - 1, (E,), np.int64),
-            "src": spaces.Box(0, N - 1, (E,), np.int64),
-            "dst": spaces.Box(0, N - 1, (E,), np.int64),
-            "node_kind": spaces.Box(0, NODE_KINDS - 1, (N,), np.int64),
-            "action_mask": spaces.Box(0.0, 1.0, (E, K), np.float32),
-        })
-
-    def action_space(self) -> MaskedMultiDiscrete:
-        always = np.tile(self.mask.all(axis=0), (self.num_edges, 1))
-        return MaskedMultiDiscrete([self.num_ops] * self.num_edges, always_valid=always)
-
     def observe(self, ops: np.ndarray) -> dict:
         return {"op": ops.astype(np.int64), "src": self.src.copy(), "dst": self.dst.copy(),
                 "node_kind": self.node_kind.copy(), "action_mask": self.mask[ops].astype(np.float32)}
@@ -128,21 +155,77 @@ class NB201Space:
         return {"op": ops_batch.astype(np.int64), "src": np.tile(self.src, (B, 1)), "dst": np.tile(self.dst, (B, 1)),
                 "node_kind": np.tile(self.node_kind, (B, 1)), "action_mask": self.mask[ops_batch].astype(np.float32)}
 
-    def check_action(self, beta: np.ndarray, action: np.ndarray):
-        action = np.asarray(action)
-        if action.shape != (self.num_edges,):
-            raise ValueError(f"action has shape {action.shape}; expected ({self.num_edges},), one new op per edge")
-        bad = np.flatnonzero(~self.mask[beta, action])
-        if len(bad):
-            e = int(bad[0])
-            raise ValueError(f"invalid transition on edge {e}: {self.ops[beta[e]]} -> {self.ops[action[e]]} is not "
-                             f"allowed by the {self.rule} rule")
 
 
-SPACES = {"nb201": NB201Space}
+class DartsSpace(GraphSpace):
+    """The DARTS/NAT space: a normal and a reduction cell, each with 2 inputs and k intermediate nodes of two
+    incoming edges. One observation holds both cells as one graph (reduce-cell nodes offset by 2 + k), so one
+    policy transforms both in one action: E = 2 * 2k edges, N = 2 * (2 + k) nodes.
+
+    p(beta) (the released code's sampler): for every intermediate node, two inputs drawn uniformly from the
+    earlier nodes (duplicates allowed) and two ops drawn uniformly from the vocabulary without null; normal and
+    reduction cells independently. The space is too large for a held-out split: every split draws fresh cells.
+    """
+
+    name = "darts"
+
+    def __init__(self, rule: str = "natpp", vocab: str | None = None, num_intermediate: int = 4,
+                 holdout_frac: float = 0.2, split_seed: int = 0):
+        # holdout_frac / split_seed exist for a uniform make_space call; this space has no fixed split
+        self.rule = rule
+        self.ops = vocabulary(vocab or ("natpp" if rule == "natpp" else "nat"))
+        self.mask = transition_mask(rule, self.ops)
+        self.k = num_intermediate
+        self.cell_nodes = 2 + num_intermediate
+        self.num_edges = 2 * 2 * num_intermediate
+        self.num_nodes = 2 * self.cell_nodes
+        self.node_kind = np.array(([0, 1] + [2] * num_intermediate) * 2, dtype=np.int64)
+        self._sample_ops = [i for i, o in enumerate(self.ops) if OP_INFO[o].type != "null"]
+
+    def sample_input(self, rng: np.random.Generator, split: str = "train") -> Genotype:
+        def cell():
+            edges = []
+            for dst in range(2, self.cell_nodes):
+                for _ in range(2):
+                    edges.append((self.ops[self._sample_ops[rng.integers(len(self._sample_ops))]],
+                                  int(rng.integers(dst)), dst))
+            return Cell(tuple(edges), tuple(range(2, self.cell_nodes)), 2)
+        return Genotype(cell(), cell(), "darts")
+
+    def _op_indices(self, g: Genotype) -> np.ndarray:
+        if g.space != "darts":
+            raise NatrlError(f"a {g.space}-space genotype cannot be transformed in the darts space")
+        validate_genotype(g, num_intermediate=self.k)
+        try:
+            return np.array([self.ops.index(op) for c in (g.normal, g.reduce) for op in c.ops], dtype=np.int64)
+        except ValueError:
+            bad = sorted({op for c in (g.normal, g.reduce) for op in c.ops} - set(self.ops))
+            raise NatrlError(f"op(s) {', '.join(bad)} are outside the {self.rule} vocabulary "
+                             f"({', '.join(self.ops)}); the transformer cannot transform them") from None
+
+    def encode(self, g: Genotype) -> dict:
+        ops = self._op_indices(g)
+        off = self.cell_nodes
+        src = np.array([s for _, s, _ in g.normal.edges] + [s + off for _, s, _ in g.reduce.edges], dtype=np.int64)
+        dst = np.array([d for _, _, d in g.normal.edges] + [d + off for _, _, d in g.reduce.edges], dtype=np.int64)
+        return {"op": ops, "src": src, "dst": dst, "node_kind": self.node_kind.copy(),
+                "action_mask": self.mask[ops].astype(np.float32)}
+
+    def apply(self, g: Genotype, action: np.ndarray) -> Genotype:
+        beta = self._op_indices(g)
+        self.check_action(beta, action)
+        names = [self.ops[i] for i in action]
+        half = len(g.normal.edges)
+        return g.with_ops(names[:half], names[half:])
+
+    def describe(self, g: Genotype) -> str:
+        return g.darts_text()
+
+
+SPACES = {"nb201": NB201Space, "darts": DartsSpace}
 
 
 def make_space(name: str, **kwargs):
     if name not in SPACES:
-        raise NatrlError(f"unknown space '{name}'; available now: {', '.join(SPACES)} (darts comes with the supernet)")
+        raise NatrlError(f"unknown space '{name}'; choose one of {', '.join(SPACES)}")
     return SPACES[name](**kwargs)

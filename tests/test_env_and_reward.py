@@ -82,16 +82,16 @@ def test_env_checker(env_id):
 def test_step_reward_matches_table(table):
     env = envs.NATEnv()
     space = env.space
-    beta = space.encode_genotype(from_arch_str(ALL_CONV))
-    env.reset(options={"beta": beta})
+    env.reset(options={"beta": from_arch_str(ALL_CONV)})
     alpha = space.encode_genotype(from_arch_str(CELL))
-    _, r, *_ = env.step(alpha)
+    _, r, _, _, info = env.step(alpha)
+    assert info == {"beta": ALL_CONV, "alpha": CELL}
     assert r == pytest.approx(table.score([from_arch_str(CELL)])[0] - table.score([from_arch_str(ALL_CONV)])[0])
 
 
 def test_invalid_action_is_an_error():
     env = envs.NATEnv()
-    env.reset(options={"beta": make_space("nb201").encode_genotype(from_arch_str(ALL_NONE))})
+    env.reset(options={"beta": from_arch_str(ALL_NONE)})
     with pytest.raises(ValueError, match="invalid transition on edge 0: none -> nor_conv_3x3"):
         env.step(np.array([3, 0, 0, 0, 0, 0]))
     with pytest.raises(ValueError, match="expected \\(6,\\)"):

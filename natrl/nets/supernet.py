@@ -1,0 +1,101 @@
+"""The weight-sharing supernet that scores DARTS-space cells (NAT Section 4.1, FACTS.md section 3).
+
+DARTS macro structure: a 3C stem, ``layers`` cells with reductions at 1/3 and 2/3 of the depth, global pooling
+and a classifier. Every cell position holds one *op bank* per (from, to) node pair: an instance of every op of
+the vocabulary. A forward pass takes a genotype and runs, for each edge, only the chosen op of that edge's bank,
+so one supernet scores any cell of the space (betas and their transformations alphas) with shared weights.
+A cell's output is the concat of all its intermediate nodes (a fixed width, whatever the genotype's concat).
+
+BatchNorm semantics (deliberate): every BN has ``affine=False`` and ``track_running_stats=False``, so it always
+normalises with the statistics of the batch it sees, in training and in scoring alike. Running averages would
+mix the statistics of every sampled architecture and misjudge each one; batch statistics of a fixed,
+unaugmented validation batch score every architecture on equal terms. Scoring runs under ``torch.no_grad``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from natrl.cells import Cell, Genotype
+from natrl.nets.ops import OPS, FactorizedReduce, ReLUConvBN
+
+
+@dataclass(frozen=True)
+class SupernetPreset:
+    C: int  # initial channels
+    layers: int  # cells
+    num_intermediate: int = 4  # k, intermediate nodes per cell
+
+
+PRESETS = {
+    "paper": SupernetPreset(C=20, layers=8),  # the released code's setting
+    "tiny": SupernetPreset(C=8, layers=5),  # minutes per epoch on 2 CPU cores
+}
+
+
+def _bn_free_stats(module: nn.Module):
+    """Make every BatchNorm use batch statistics only (see the module docstring)."""
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.track_running_stats = False
+            m.running_mean = m.running_var = m.num_batches_tracked = None
+            m.affine = False
+            m.weight = m.bias = None
+
+
+class SuperCell(nn.Module):
+    def __init__(self, vocab, num_intermediate: int, C_prev_prev: int, C_prev: int, C: int, reduction: bool,
+                 reduction_prev: bool):
+        super().__init__()
+        self.reduction, self.k = reduction, num_intermediate
+        self.preprocess0 = FactorizedReduce(C_prev_prev, C, False) if reduction_prev else ReLUConvBN(C_prev_prev, C, 1, 1, 0, False)
+        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, False)
+        self.banks = nn.ModuleDict()
+        for dst in range(2, 2 + num_intermediate):
+            for src in range(dst):
+                stride = 2 if reduction and src < 2 else 1
+                self.banks[f"{src}_{dst}"] = nn.ModuleDict({op: OPS[op](C, stride, False, True) for op in vocab})
+        self.multiplier = num_intermediate
+
+    def forward(self, s0, s1, cell: Cell):
+        states = [self.preprocess0(s0), self.preprocess1(s1)] + [None] * self.k
+        for op, src, dst in cell.edges:
+            h = self.banks[f"{src}_{dst}"][op](states[src])
+            states[dst] = h if states[dst] is None else states[dst] + h
+        return torch.cat(states[2:], dim=1)
+
+
+class Supernet(nn.Module):
+    def __init__(self, vocab, preset: SupernetPreset | str = "paper", num_classes: int = 10, stem_multiplier: int = 3):
+        super().__init__()
+        p = PRESETS[preset] if isinstance(preset, str) else preset
+        self.vocab, self.preset = tuple(vocab), p
+        C_curr = stem_multiplier * p.C
+        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        C_prev_prev, C_prev, C_curr = C_curr, C_curr, p.C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(p.layers):
+            reduction = i in (p.layers // 3, 2 * p.layers // 3)
+            if reduction:
+                C_curr *= 2
+            cell = SuperCell(self.vocab, p.num_intermediate, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, num_classes)
+        _bn_free_stats(self)
+
+    def forward(self, x, genotype: Genotype):
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, genotype.reduce if cell.reduction else genotype.normal)
+        return self.classifier(self.global_pooling(s1).flatten(1))
+
+    @torch.no_grad()
+    def accuracy(self, genotypes, x, y) -> torch.Tensor:
+        """Accuracy (percent) of each genotype on the batch (x, y), scored without gradients."""
+        return torch.stack([(self(x, g).argmax(1) == y).float().mean() * 100 for g in genotypes])

@@ -1,0 +1,97 @@
+"""The DARTS space encoding and the weight-sharing supernet (CPU, tiny widths)."""
+import numpy as np
+import pytest
+import torch
+
+from natrl import zoo
+from natrl.errors import NatrlError
+from natrl.nets.supernet import Supernet, SupernetPreset
+from natrl.ops import NATPP_OPS
+from natrl.spaces import make_space
+
+TINY = SupernetPreset(C=4, layers=3)
+
+
+def test_darts_space_samples_and_encodes():
+    space = make_space("darts", rule="natpp")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        g = space.sample_input(rng)
+        assert g.num_intermediate == 4 and "null" not in g.normal.ops + g.reduce.ops
+        obs = space.encode(g)
+        assert space.observation_space().contains(obs)
+        assert (obs["src"] < obs["dst"]).all() and (obs["dst"][8:] >= 8).all()
+        keep = space.apply(g, obs["op"])
+        assert keep == g
+
+
+def test_darts_space_transforms_registry_cells_and_rejects_foreign_ops():
+    space = make_space("darts", rule="natpp")
+    g = zoo.get("DARTS_V2")
+    obs = space.encode(g)
+    action = obs["op"].copy()
+    action[0] = NATPP_OPS.index("dil_conv_3x3")  # sep_conv_3x3 -> dil_conv_3x3 is valid in NAT++
+    alpha = space.apply(g, action)
+    assert alpha.normal.ops[0] == "dil_conv_3x3" and alpha.normal.concat == g.normal.concat
+    action[8] = NATPP_OPS.index("conv_3x3")  # max_pool_3x3 -> conv_3x3 is not
+    with pytest.raises(ValueError, match="invalid transition on edge 8: max_pool_3x3 -> conv_3x3"):
+        space.apply(g, action)
+    with pytest.raises(NatrlError, match="outside the natpp vocabulary"):
+        space.encode(g.with_ops(["sep_conv_7x7"] + list(g.normal.ops[1:]), g.reduce.ops))
+    with pytest.raises(NatrlError, match="4 are required"):
+        space.encode(zoo.get("ENAS"))  # 5 intermediate nodes
+
+
+def test_nat_rule_on_darts_space_is_keep_null_skip():
+    space = make_space("darts", rule="nat")
+    obs = space.encode(zoo.get("DARTS_V2"))
+    assert (obs["action_mask"].sum(1) == np.where(np.isin(obs["op"], [space.ops.index("skip_connect")]), 2, 3)).all()
+
+
+@pytest.mark.parametrize("op", NATPP_OPS)
+def test_supernet_runs_every_op_in_both_cell_types(op):
+    torch.manual_seed(0)
+    net = Supernet(NATPP_OPS, TINY)
+    g = zoo.get("DARTS_V2").with_ops([op] * 8, [op] * 8)
+    out = net(torch.randn(2, 3, 16, 16), g)
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_supernet_runs_exactly_the_chosen_ops():
+    net = Supernet(NATPP_OPS, TINY)
+    ran = set()
+    for cell_i, cell in enumerate(net.cells):
+        for pair, bank in cell.banks.items():
+            for op, module in bank.items():
+                module.register_forward_hook(lambda m, i, o, key=(cell_i, pair, op): ran.add(key))
+    g = make_space("darts").sample_input(np.random.default_rng(1))
+    net(torch.randn(2, 3, 16, 16), g)
+    expected = {(i, f"{s}_{d}", op) for i, cell in enumerate(net.cells)
+                for op, s, d in (g.reduce if cell.reduction else g.normal).edges}
+    assert ran == expected
+
+
+def test_supernet_bn_uses_batch_statistics_only():
+    net = Supernet(NATPP_OPS, TINY)
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.running_mean is None and m.weight is None for m in bns)
+    g = zoo.get("DARTS_V2")
+    x = torch.randn(4, 3, 16, 16)
+    net.eval()
+    a = net(x, g)
+    net.train()
+    torch.testing.assert_close(net(x, g), a)  # same semantics in train and eval mode
+
+
+def test_supernet_scores_without_gradients_and_shares_weights():
+    torch.manual_seed(0)
+    net = Supernet(NATPP_OPS, TINY)
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    g = zoo.get("DARTS_V2")
+    acc = net.accuracy([g, g.with_ops(["null"] * 8, ["null"] * 8)], x, y)
+    assert acc.shape == (2,) and not acc.requires_grad and ((acc >= 0) & (acc <= 100)).all()
+    loss = torch.nn.functional.cross_entropy(net(x, g), y)
+    loss.backward()
+    bank = net.cells[0].banks["0_2"]
+    assert bank["sep_conv_3x3"][0][1].weight.grad is not None  # chosen op on edge 0 -> 2 got a gradient
+    assert bank["conv_5x5"][1].weight.grad is None  # an op nobody chose did not
