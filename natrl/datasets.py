@@ -163,6 +163,7 @@ class DeviceBatches:
         self.y = torch.as_tensor(y).to(device)
         self.batch_size, self.augment, self.cutout = batch_size, augment, cutout
         self.device = torch.device(device)
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)  # CPU generator: same stream on any device
         self.mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
@@ -199,6 +200,15 @@ class DeviceBatches:
             if self.augment:
                 x = self._augment(x)
             yield (x - self.mean) / self.std, self.y[idx]
+
+    def batch(self, i: int):
+        """The i-th batch of a fixed, seeded sequence (pass p = i // len(self) uses permutation p), without
+        augmentation: every replica that asks for batch i gets the same images, whatever it did before."""
+        pass_no, j = divmod(i, len(self))
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + pass_no)
+        idx = torch.randperm(len(self.y), generator=g)[j * self.batch_size:(j + 1) * self.batch_size].to(self.device)
+        x = self.x[idx].float().div_(255)
+        return (x - self.mean) / self.std, self.y[idx]
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -112,7 +112,7 @@ def test_supernet_trainer_trains_and_scores_on_one_batch():
     losses = [trainer.train_epoch(lambda: space.sample_input(rng))["loss"] for _ in range(4)]
     assert losses[-1] < losses[0]
     g = space.sample_input(rng)
-    acc = trainer.score([g, g])
+    acc = trainer.score([g, g], batch_index=0)
     assert acc[0] == acc[1]  # the same batch and the same weights give the same score
     assert trainer.optimizer.param_groups[0]["lr"] < 0.01  # cosine schedule actually decays
 
@@ -134,7 +134,7 @@ def test_supernet_trainer_state_round_trip():
                 t = SupernetTrainer(space.ops, data, preset=TINY, batch_size=32, epochs=4, seed=3)
                 t.load_state_dict(torch.load(buf, weights_only=True))
             t.train_epoch(lambda: space.sample_input(rng))
-        return t.score([space.sample_input(np.random.default_rng(9))]), t.net.state_dict()
+        return t.score([space.sample_input(np.random.default_rng(9))], batch_index=5), t.net.state_dict()
 
     (a, wa), (b, wb) = run(), run(resume_at=2)
     assert a == b

@@ -74,3 +74,95 @@ class LinearWorker(DataParallelWorker):
 
     def weights(self):
         return {k: v.clone() for k, v in self.net.state_dict().items()}
+
+
+class SupernetShard(DataParallelWorker):
+    """One supernet replica (natrl.rewards.supernet.SupernetTrainer) on its device with its part of the
+    weights split. Made a Ray actor by ``SupernetShards``."""
+
+    def __init__(self, rank: int, world_size: int, vocab, data, trainer_kwargs: dict):
+        from natrl.datasets import load_cifar10
+        from natrl.rewards.supernet import SupernetTrainer
+        if not torch.cuda.is_available():
+            torch.set_num_threads(1)  # CPU shards share the machine's cores
+        arrays = load_cifar10(data) if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__") else data
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.trainer = SupernetTrainer(vocab, arrays, device=device, shard=(rank, world_size), **trainer_kwargs)
+        self.net = self.trainer.net
+        self.rank, self.world_size = rank, world_size
+
+    def steps_per_epoch(self) -> int:
+        return self.trainer.steps_per_epoch
+
+    def train_epoch(self, betas, max_steps=None) -> dict:
+        reduce = (lambda: allreduce_gradients(self.net, self.world_size)) if self.world_size > 1 else None
+        return self.trainer.train_epoch(betas, max_steps=max_steps, after_backward=reduce)
+
+    def score(self, genotypes, batch_index: int):
+        return self.trainer.score(genotypes, batch_index)
+
+    def state_dict(self) -> dict:
+        return self.trainer.state_dict()
+
+    def load_state_dict(self, state: dict):
+        self.trainer.load_state_dict(state)
+
+    def weights(self) -> dict:
+        return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+
+
+class SupernetShards:
+    """The supernet reward backend seen from the driver: ``num_shards`` SupernetShard actors (one GPU each when
+    ``num_gpus > 0``, else one CPU each) in one process group.
+
+    - ``train_epoch(sample)``: the driver samples one input beta per step, every shard trains it on its own
+      batch, gradients are all-reduced: one data-parallel pass over the 40% split.
+    - ``score(genotypes)``: the genotypes are spread over the shards; all score reward batch k (a counter), so
+      R(alpha | beta) compares alpha and beta on the same images whichever shard scores them.
+    The object is a set of actor handles: it pickles, so RLlib's env copies share the same shards.
+    """
+
+    space = "darts"
+
+    def __init__(self, vocab, data, num_shards: int = 1, num_gpus: int = 0, trainer_kwargs: dict | None = None):
+        import ray
+        per_shard = {"num_gpus": 1, "num_cpus": 1} if num_gpus else {"num_cpus": 1}
+        self.world_size = num_shards
+        self._args = (vocab, data, trainer_kwargs or {})
+        actor = ray.remote(**per_shard)(SupernetShard)
+        self.shards = [actor.remote(r, num_shards, *self._args) for r in range(num_shards)]
+        if num_shards > 1:
+            address = f"127.0.0.1:{free_port()}"  # single-node; a cluster would publish rank 0's address
+            ray.get([s.setup_group.remote(r, num_shards, address) for r, s in enumerate(self.shards)])
+            ray.get([s.sync_initial_weights.remote() for s in self.shards])
+        self.steps_per_epoch = ray.get(self.shards[0].steps_per_epoch.remote())
+        self.batch_counter = 0
+
+    def train_epoch(self, sample, max_steps: int | None = None) -> dict:
+        import ray
+        steps = min(self.steps_per_epoch, max_steps or self.steps_per_epoch)
+        betas = [sample() for _ in range(steps)]
+        stats = ray.get([s.train_epoch.remote(betas, max_steps) for s in self.shards])
+        return {k: sum(st[k] for st in stats) / len(stats) for k in stats[0]}
+
+    def score(self, genotypes) -> "np.ndarray":
+        import numpy as np
+        import ray
+        k, self.batch_counter = self.batch_counter, self.batch_counter + 1
+        chunks = np.array_split(np.arange(len(genotypes)), min(self.world_size, len(genotypes)))
+        futures = [s.score.remote([genotypes[i] for i in c], k) for s, c in zip(self.shards, chunks)]
+        return np.concatenate(ray.get(futures))
+
+    def state_dict(self) -> dict:
+        import ray
+        return {"shard": ray.get(self.shards[0].state_dict.remote()), "batch_counter": self.batch_counter}
+
+    def load_state_dict(self, state: dict):
+        import ray
+        ray.get([s.load_state_dict.remote(state["shard"]) for s in self.shards])
+        self.batch_counter = state["batch_counter"]
+
+    def shutdown(self):
+        import ray
+        for s in self.shards:
+            ray.kill(s)
