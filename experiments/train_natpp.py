@@ -19,6 +19,8 @@ import csv
 import dataclasses
 import sys
 import time
+
+import numpy as np
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +30,8 @@ from natrl.errors import ArgumentParser, NatrlError, cli_entry
 @dataclass
 class TrainConfig:
     rule: str = "natpp"  # transition rule: natpp (two-level) or nat (keep / null / skip)
-    space: str = "nb201"  # search space; the supernet's darts space comes with the supernet reward
-    reward: str = "nb201"  # reward backend: nb201 = tabular NAS-Bench-201 accuracies
+    space: str = "nb201"  # search space: nb201 (one cell) or darts (normal + reduction cell)
+    reward: str = "nb201"  # reward: nb201 (tabular, nb201 space) or supernet (darts space, Algorithm 1)
     table: str | None = None  # NB201 table the reward reads (default: analog-nasbench's data.anb)
     report_table: str | None = None  # optional second NB201 table (official CSV) to report on as well
     policy: str = "gcn"  # encoder: gcn, lstm, or random (uniform over valid transitions, not trained)
@@ -41,7 +43,14 @@ class TrainConfig:
     lr: float = 1e-3  # Adam learning rate
     baseline: str = "input"  # ema (the papers' moving average), input (leave-one-out over the n samples), none
     baseline_decay: float = 0.99  # decay of the moving-average baseline
-    iters: int = 1500  # policy updates
+    iters: int = 1500  # policy updates (per supernet epoch with --reward supernet)
+    data: str | None = None  # CIFAR-10 for the supernet: cifar-10-batches-py, image folder or .tar.gz
+    preset: str = "tiny"  # supernet size: tiny (CPU minutes) or paper (C=20, 8 cells)
+    epochs: int = 3  # supernet epochs of Algorithm 1
+    supernet_batch: int = 64  # supernet batch size per shard
+    supernet_steps: int = 0  # cap on supernet steps per epoch (0 = a full pass over the 40% split)
+    cpu_shards: int = 1  # supernet shards when --num-gpus 0 (with --num-gpus N: one shard per GPU)
+    eval_inputs: int = 20  # random inputs derived and scored at the end of a supernet run
     holdout_frac: float = 0.2  # share of the 15,625 NB201 cells held out from training (fixed split, seed 0)
     best_of: int = 10  # samples per held-out input for the best-of-k row
     seed: int = 0  # seeds numpy, torch, RLlib's env runners and the evaluation
@@ -59,7 +68,8 @@ def parse_args(argv, defaults: TrainConfig) -> TrainConfig:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         kind = {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-        choices = {"rule": ["natpp", "nat"], "space": ["nb201"], "reward": ["nb201"],
+        choices = {"rule": ["natpp", "nat"], "space": ["nb201", "darts"], "reward": ["nb201", "supernet"],
+                   "preset": ["tiny", "paper"],
                    "policy": ["gcn", "lstm", "random"], "baseline": ["ema", "input", "none"]}.get(f.name)
         p.add_argument(flag, type=kind, default=default, choices=choices, help=f"(default: {default})")
     args = p.parse_args(argv)
@@ -72,6 +82,10 @@ def parse_args(argv, defaults: TrainConfig) -> TrainConfig:
         if torch.cuda.device_count() < cfg.num_gpus:
             raise NatrlError(f"--num-gpus {cfg.num_gpus} but {torch.cuda.device_count()} CUDA device(s) are visible; "
                              "use --num-gpus 0 to run on CPU")
+    if (cfg.space == "darts") != (cfg.reward == "supernet"):
+        raise NatrlError("the darts space needs --reward supernet and the nb201 space --reward nb201")
+    if cfg.reward == "supernet" and not cfg.data:
+        raise NatrlError("--reward supernet needs CIFAR-10: --data DIR_OR_TARBALL (e.g. ../shared/data/cifar10_jpg.tar.gz)")
     if cfg.iters < 0 or cfg.gcn_layers < 1 or cfg.num_gpus < 0 or not 0 < cfg.holdout_frac < 1:
         raise NatrlError("--iters >= 0, --gcn-layers >= 1, --num-gpus >= 0 and 0 < --holdout-frac < 1 are required")
     return cfg
@@ -125,66 +139,117 @@ def plot_curve(rows: list[dict], path: Path):
     plt.close(fig)
 
 
+class Progress:
+    """progress.csv (one row per policy update) and a terminal line every ``every`` updates."""
+
+    def __init__(self, path: Path, total: int, started: float):
+        self.f, self.writer, self.rows = open(path, "w", newline=""), None, []
+        self.total, self.started, self.every = total, started, max(1, total // 20)
+
+    def log(self, row: dict):
+        row = {**row, "time_s": round(time.time() - self.started, 2)}
+        self.rows.append(row)
+        if self.writer is None:
+            self.writer = csv.DictWriter(self.f, fieldnames=list(row))
+            self.writer.writeheader()
+        self.writer.writerow(row)
+        i = len(self.rows)
+        if i % self.every == 0 or i == self.total:
+            self.f.flush()
+            recent = self.rows[-self.every:]
+            eta = (time.time() - self.started) / i * (self.total - i)
+            print(f"iter {i:5d}/{self.total}  reward {sum(r['reward_mean'] for r in recent) / len(recent):+6.2f}  "
+                  f"entropy {row['entropy']:.2f}  baseline {row['baseline']:+.2f}  "
+                  f"{row['time_s']:6.1f}s  eta {eta:5.0f}s", flush=True)
+
+    def close(self):
+        self.f.close()
+
+
+def policy_update(algo, progress: Progress, cfg: TrainConfig, **extra):
+    res = algo.train()["learners"]["default_policy"]
+    i = len(progress.rows) + 1
+    progress.log({"iter": i, **extra, "episodes": i * cfg.m * cfg.n, "reward_mean": res["reward_mean"],
+                  "entropy": res["entropy"], "baseline": res["baseline"]})
+
+
 def train(cfg: TrainConfig) -> Path:
     import json
 
     import ray
 
-    from natrl.evaluate import evaluate_nb201, markdown_table
-    from natrl.rewards import NB201Table
     from natrl.rundir import create_run_dir, quiet_ray_logs, seed_everything, write_json
     from natrl.spaces import make_space
 
     quiet_ray_logs()
+    supernet = cfg.reward == "supernet"
+    if supernet:
+        from natrl.datasets import load_cifar10
+        data = load_cifar10(cfg.data)  # fail early, before Ray starts, on missing data
+    else:
+        from natrl.rewards import NB201Table
+        table = NB201Table.load(cfg.table)  # likewise for a bad --table
+        report = NB201Table.load(cfg.report_table) if cfg.report_table else None
     out = create_run_dir(Path(cfg.out or Path("runs") / cfg.run_name), cfg)
     seed_everything(cfg.seed)
-    table = NB201Table.load(cfg.table)  # fail early, before Ray starts, on a bad --table
-    report = NB201Table.load(cfg.report_table) if cfg.report_table else None
     print(f"run directory: {out}", flush=True)
     started = time.time()
     if not ray.is_initialized():
-        ray.init(num_cpus=2, num_gpus=cfg.num_gpus, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=256 * 1024 ** 2, configure_logging=False)
-    algo = build_algo(cfg)
-    rows = []
+        ray.init(num_cpus=max(2, cfg.cpu_shards + 1), num_gpus=cfg.num_gpus, include_dashboard=False,
+                 log_to_driver=False, object_store_memory=256 * 1024 ** 2, configure_logging=False)
+    space = make_space(cfg.space, rule=cfg.rule, holdout_frac=cfg.holdout_frac)
+    backend = None
+    if supernet:
+        from natrl.rewards.shards import SupernetShards
+        shards = cfg.num_gpus or cfg.cpu_shards
+        backend = SupernetShards(space.ops, ray.put(data), num_shards=shards, num_gpus=cfg.num_gpus,
+                                 trainer_kwargs={"preset": cfg.preset, "batch_size": cfg.supernet_batch,
+                                                 "epochs": cfg.epochs, "seed": cfg.seed})
+        print(f"{shards} supernet shard(s) on {'GPU' if cfg.num_gpus else 'CPU'}, "
+              f"{backend.steps_per_epoch} steps per epoch each", flush=True)
+    algo = build_algo(cfg, backend=backend)
     iters = 0 if cfg.policy == "random" else cfg.iters  # the random policy has nothing to learn
-    with open(out / "progress.csv", "w", newline="") as f:
-        writer = None
-        for i in range(1, iters + 1):
-            res = algo.train()["learners"]["default_policy"]
-            row = {"iter": i, "episodes": i * cfg.m * cfg.n, "reward_mean": res["reward_mean"],
-                   "entropy": res["entropy"], "baseline": res["baseline"], "time_s": round(time.time() - started, 2)}
-            rows.append(row)
-            if writer is None:
-                writer = csv.DictWriter(f, fieldnames=list(row))
-                writer.writeheader()
-            writer.writerow(row)
-            if i % max(1, iters // 20) == 0 or i == iters:
-                f.flush()
-                recent = rows[-max(1, iters // 20):]
-                eta = (time.time() - started) / i * (iters - i)
-                print(f"iter {i:5d}/{iters}  reward {sum(r['reward_mean'] for r in recent) / len(recent):+6.2f}  "
-                      f"entropy {row['entropy']:.2f}  baseline {row['baseline']:+.2f}  "
-                      f"{row['time_s']:6.1f}s  eta {eta:5.0f}s", flush=True)
+    progress = Progress(out / "progress.csv", iters * (cfg.epochs if supernet else 1), started)
+    if supernet:  # Algorithm 1: alternate a supernet pass on the 40% split and policy updates on the 60% split
+        rng = np.random.default_rng(cfg.seed)
+        for epoch in range(1, cfg.epochs + 1):
+            stats = backend.train_epoch(lambda: space.sample_input(rng), max_steps=cfg.supernet_steps or None)
+            print(f"epoch {epoch}/{cfg.epochs}  supernet loss {stats['loss']:.3f}  train acc {stats['train_acc']:.1f}%"
+                  f"  lr {stats['lr']:.4f}  {time.time() - started:6.1f}s", flush=True)
+            for _ in range(iters):
+                policy_update(algo, progress, cfg, epoch=epoch)
+    else:
+        for _ in range(iters):
+            policy_update(algo, progress, cfg)
+    progress.close()
     module = algo.get_module()
     model_config = {**module.model_config, "space": cfg.space, "rule": cfg.rule, "holdout_frac": cfg.holdout_frac}
     save_policy(module, model_config, out / "policy.pt")
     algo.save_to_path(str((out / "checkpoint").resolve()))
     algo.stop()
-    if rows:
-        plot_curve(rows, out / "curve.png")
+    if progress.rows:
+        plot_curve(progress.rows, out / "curve.png")
 
-    print("evaluating on held-out inputs ...", flush=True)
-    space = make_space(cfg.space, rule=cfg.rule, holdout_frac=cfg.holdout_frac)
-    results, records = evaluate_nb201(module, space, table, seed=cfg.seed, best_of=cfg.best_of, report=report)
-    results.update({"run": out.name, "seed": cfg.seed, "reward_table": table.name,
-                    "report_table": report.name if report else None, "train_seconds": round(time.time() - started, 1)})
+    if supernet:
+        from natrl.evaluate import evaluate_supernet, supernet_markdown
+        print(f"deriving {cfg.eval_inputs} random inputs (best of {cfg.best_of} by supernet accuracy) ...", flush=True)
+        results, records = evaluate_supernet(module, space, backend, cfg.eval_inputs, cfg.best_of, seed=cfg.seed)
+        backend.shutdown()
+        results.update({"run": out.name, "seed": cfg.seed, "train_seconds": round(time.time() - started, 1)})
+        md = f"# {out.name}\n\n{supernet_markdown(results)}\n"
+    else:
+        from natrl.evaluate import evaluate_nb201, markdown_table
+        print("evaluating on held-out inputs ...", flush=True)
+        results, records = evaluate_nb201(module, space, table, seed=cfg.seed, best_of=cfg.best_of, report=report)
+        results.update({"run": out.name, "seed": cfg.seed, "reward_table": table.name,
+                        "report_table": report.name if report else None,
+                        "train_seconds": round(time.time() - started, 1)})
+        md = (f"# {out.name}\n\n{cfg.rule} on {cfg.space}, policy {cfg.policy}, seed {cfg.seed}, {cfg.iters} updates "
+              f"of m={cfg.m} x n={cfg.n}, lambda={cfg.lam}. Mean accuracy gain (points) over {results['num_inputs']} "
+              f"held-out inputs; reward table: {table.name}.\n\n{markdown_table(results)}\n\n"
+              f"Single-sample policy / per-input optimum: {results['optimum_fraction']['reward']:.0%}.\n")
     write_json(out / "results.json", results)
     write_json(out / "derived.json", records)
-    md = (f"# {out.name}\n\n{cfg.rule} on {cfg.space}, policy {cfg.policy}, seed {cfg.seed}, {cfg.iters} updates of "
-          f"m={cfg.m} x n={cfg.n}, lambda={cfg.lam}. Mean accuracy gain (points) over {results['num_inputs']} "
-          f"held-out inputs; reward table: {table.name}.\n\n{markdown_table(results)}\n\n"
-          f"Single-sample policy / per-input optimum: {results['optimum_fraction']['reward']:.0%}.\n")
     (out / "results.md").write_text(md)
     print(md)
     print(json.dumps({"run_dir": str(out)}))

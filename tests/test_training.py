@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_script
+from conftest import load_script  # noqa: E402
 from natrl.cells import from_arch_str
 from natrl.spaces import make_space
 
@@ -134,3 +134,36 @@ def test_derive_bad_inputs(script, tmp_path):
     assert r.returncode == 2 and "cannot load policy" in r.stderr and "Traceback" not in r.stderr
     r = script("experiments/derive.py", tmp_path / "nope", "DARTS_V2")
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_supernet_algorithm1_end_to_end(ray_session, tmp_path):
+    """--space darts --reward supernet on a tiny image folder: shard actors, Algorithm 1, Table-4 evaluation."""
+    from test_datasets import make_image_folder
+    make_image_folder(tmp_path / "cifar", n=20)
+    out = tmp_path / "darts"
+    train_natpp.main(["--space", "darts", "--reward", "supernet", "--data", str(tmp_path / "cifar"),
+                      "--epochs", "2", "--supernet-steps", "1", "--supernet-batch", "8", "--iters", "1", "--m", "2",
+                      "--n", "1", "--eval-inputs", "2", "--best-of", "2", "--out", str(out)])
+    rows = list(csv.DictReader(open(out / "progress.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_inputs"] == 2 and 0 <= results["accuracy_derived"]["mean"] <= 100
+    records = json.loads((out / "derived.json").read_text())
+    from natrl.cells import genotype_from_dict
+    space = make_space("darts")
+    for rec in records:
+        beta, alpha = genotype_from_dict(rec["input"]), genotype_from_dict(rec["derived"])
+        assert space.mask[space.encode(beta)["op"], space.encode(alpha)["op"]].all()  # a valid transformation
+    assert "derived (best of 2)" in (out / "results.md").read_text()
+    assert (out / "policy.pt").exists() and (out / "checkpoint").is_dir()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--space", "darts"], "the darts space needs --reward supernet"),
+    (["--space", "darts", "--reward", "supernet"], "needs CIFAR-10: --data"),
+    (["--space", "darts", "--reward", "supernet", "--data", "/nonexistent"], "no CIFAR-10 data at /nonexistent"),
+])
+def test_supernet_cli_errors(script, tmp_path, args, message):
+    r = script("experiments/train_natpp.py", *args, "--out", tmp_path / "run")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()  # nothing is created for a run that cannot start
