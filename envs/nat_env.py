@@ -26,7 +26,7 @@ class NATEnv(gym.Env):
         "rule": "natpp",  # transition rule: natpp or nat
         "reward_backend": "nb201",  # reward backend name (natrl.rewards.make_backend)
         "table": None,  # the backend's table file (default: its packaged table)
-        "backend": None,  # a ready RewardBackend object, overriding reward_backend / table
+        "backend": None,  # a RewardBackend object, or a natrl.rewards.share_backend key; overrides the above
         "n": 1,  # consecutive episodes on the same input beta
         "inputs": "train",  # p(beta): uniform over the train split, the heldout split, or all cells
         "holdout_frac": 0.2,  # share of cells held out from training (fixed split)
@@ -41,16 +41,34 @@ class NATEnv(gym.Env):
         cfg = {**self.DEFAULTS, **given}
         self.space = make_space(cfg["space"], rule=cfg["rule"], holdout_frac=cfg["holdout_frac"],
                                 split_seed=cfg["split_seed"])
-        self.backend = cfg["backend"] or make_backend(cfg["reward_backend"],
-                                                      **({"path": cfg["table"]} if cfg["table"] else {}))
+        if isinstance(cfg["backend"], str):  # a key from natrl.rewards.share_backend
+            self.backend = make_backend(cfg["backend"])
+        else:
+            self.backend = cfg["backend"] or make_backend(cfg["reward_backend"],
+                                                          **({"path": cfg["table"]} if cfg["table"] else {}))
         self.n = int(cfg["n"])
         self.inputs = cfg["inputs"]
         self.observation_space = self.space.observation_space()
         self.action_space = self.space.action_space()
         self._beta = None
         self._uses = 0
+        self._resumed = False
+
+    # ---- checkpoint / resume: the input stream continues exactly where it stopped -------------------
+    def get_state(self) -> dict:
+        return {"rng": self.np_random.bit_generator.state, "uses": self._uses,
+                "beta": None if self._beta is None else self._beta.to_json()}
+
+    def set_state(self, state: dict):
+        from natrl.cells import genotype_from_dict
+        self.np_random.bit_generator.state = state["rng"]
+        self._uses = state["uses"]
+        self._beta = None if state["beta"] is None else genotype_from_dict(state["beta"])
+        self._resumed = True  # the next reset continues this stream even if the caller passes a seed
 
     def reset(self, *, seed=None, options=None):
+        if self._resumed:  # RLlib's first reset after a restore re-seeds; keep the restored stream instead
+            seed, self._resumed = None, False
         super().reset(seed=seed)
         if seed is not None:
             self._beta = None  # a seeded reset starts a fresh input sequence

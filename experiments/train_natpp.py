@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import sys
 import time
 
@@ -51,6 +52,7 @@ class TrainConfig:
     supernet_steps: int = 0  # cap on supernet steps per epoch (0 = a full pass over the 40% split)
     cpu_shards: int = 1  # supernet shards when --num-gpus 0 (with --num-gpus N: one shard per GPU)
     eval_inputs: int = 20  # random inputs derived and scored at the end of a supernet run
+    resume: str | None = None  # run directory of a killed supernet run: continue it from its last checkpoint
     holdout_frac: float = 0.2  # share of the 15,625 NB201 cells held out from training (fixed split, seed 0)
     best_of: int = 10  # samples per held-out input for the best-of-k row
     seed: int = 0  # seeds numpy, torch, RLlib's env runners and the evaluation
@@ -93,13 +95,17 @@ def parse_args(argv, defaults: TrainConfig) -> TrainConfig:
 
 def build_algo(cfg: TrainConfig, backend=None):
     """The RLlib REINFORCE algorithm on the NAT env: m sub-envs, each repeating its input n times.
-    ``backend`` replaces the reward backend named by ``cfg.reward`` (tests use toy rewards)."""
+    ``backend`` replaces the reward backend named by ``cfg.reward``: the supernet shards (shared with the envs
+    of this process, never copied), or a toy reward in tests."""
     import envs
     from natrl.algo.reinforce import REINFORCEConfig
     from natrl.policy.module import DEFAULT_MODEL_CONFIG
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from natrl.policy.module import TransitionPolicy
+    from natrl.rewards import share_backend
+    if backend is not None:
+        backend = share_backend(backend)  # envs run in this process (num_env_runners=0) and look it up
     env_config = {"space": cfg.space, "rule": cfg.rule, "reward_backend": cfg.reward, "n": cfg.n,
                   "holdout_frac": cfg.holdout_frac, "table": cfg.table, "backend": backend}
     model_config = {**DEFAULT_MODEL_CONFIG, "encoder": cfg.policy, "hidden": cfg.hidden, "gcn_layers": cfg.gcn_layers}
@@ -142,17 +148,22 @@ def plot_curve(rows: list[dict], path: Path):
 class Progress:
     """progress.csv (one row per policy update) and a terminal line every ``every`` updates."""
 
-    def __init__(self, path: Path, total: int, started: float):
+    def __init__(self, path: Path, total: int, started: float, rows: list[dict] | None = None):
         self.f, self.writer, self.rows = open(path, "w", newline=""), None, []
         self.total, self.started, self.every = total, started, max(1, total // 20)
+        for row in rows or []:  # a resumed run rewrites the rows up to its checkpoint
+            self._write(row)
 
-    def log(self, row: dict):
-        row = {**row, "time_s": round(time.time() - self.started, 2)}
+    def _write(self, row: dict):
         self.rows.append(row)
         if self.writer is None:
             self.writer = csv.DictWriter(self.f, fieldnames=list(row))
             self.writer.writeheader()
         self.writer.writerow(row)
+
+    def log(self, row: dict):
+        row = {**row, "time_s": round(time.time() - self.started, 2)}
+        self._write(row)
         i = len(self.rows)
         if i % self.every == 0 or i == self.total:
             self.f.flush()
@@ -169,8 +180,57 @@ class Progress:
 def policy_update(algo, progress: Progress, cfg: TrainConfig, **extra):
     res = algo.train()["learners"]["default_policy"]
     i = len(progress.rows) + 1
-    progress.log({"iter": i, **extra, "episodes": i * cfg.m * cfg.n, "reward_mean": res["reward_mean"],
-                  "entropy": res["entropy"], "baseline": res["baseline"]})
+    progress.log({"iter": i, **extra, "episodes": i * cfg.m * cfg.n, "reward_mean": float(res["reward_mean"]),
+                  "entropy": float(res["entropy"]), "baseline": float(res["baseline"])})
+
+
+def sub_envs(algo):
+    """The NATEnv instances inside the local EnvRunner's vector env."""
+    return [e.unwrapped for e in algo.env_runner.env.unwrapped.envs]
+
+
+def save_checkpoint(out: Path, epoch: int, algo, backend, rng, rows):
+    """Everything a killed run needs to continue exactly: the RLlib algorithm (policy, its Adam state, the
+    reward baseline), the supernet (weights, SGD state, schedule, data RNGs, reward-batch counter), the envs'
+    input streams, and the driver's RNGs. Written to resume.tmp, then swapped in by renames."""
+    import shutil
+
+    import torch
+    tmp, cur, old = out / "resume.tmp", out / "resume", out / "resume.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    algo.save_to_path(str((tmp / "algo").resolve()))
+    torch.save({"epoch": epoch, "supernet": backend.state_dict(), "envs": [e.get_state() for e in sub_envs(algo)],
+                "torch_rng": torch.get_rng_state(), "rng": rng.bit_generator.state, "rows": rows}, tmp / "state.pt")
+    if cur.exists():
+        os.replace(cur, old)
+    os.replace(tmp, cur)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(out: Path):
+    import torch
+    for d in (out / "resume", out / "resume.old"):  # resume.old survives a kill between the two renames
+        if (d / "state.pt").exists():
+            try:
+                return d, torch.load(d / "state.pt", weights_only=True)
+            except Exception as e:
+                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
+                raise NatrlError(f"cannot read checkpoint {d / 'state.pt'} ({reason}); "
+                                 "the run cannot be resumed from it") from None
+    raise NatrlError(f"{out} has no checkpoint to resume (checkpoints are written after each supernet epoch)")
+
+
+def resume_config(run_dir: str) -> TrainConfig:
+    import json
+    path = Path(run_dir) / "config.json"
+    try:
+        saved = json.loads(path.read_text())["config"]
+    except FileNotFoundError:
+        raise NatrlError(f"{path} does not exist; --resume takes a run directory of train_natpp.py") from None
+    except (json.JSONDecodeError, KeyError) as e:
+        raise NatrlError(f"{path} is not a run config ({e.__class__.__name__})") from None
+    return TrainConfig(**{**saved, "resume": str(run_dir), "out": str(run_dir)})
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -190,64 +250,88 @@ def train(cfg: TrainConfig) -> Path:
         from natrl.rewards import NB201Table
         table = NB201Table.load(cfg.table)  # likewise for a bad --table
         report = NB201Table.load(cfg.report_table) if cfg.report_table else None
-    out = create_run_dir(Path(cfg.out or Path("runs") / cfg.run_name), cfg)
+    if cfg.resume:
+        out = Path(cfg.resume)
+        ckpt_dir, ckpt = load_checkpoint(out)
+    else:
+        out, ckpt = create_run_dir(Path(cfg.out or Path("runs") / cfg.run_name), cfg), None
     seed_everything(cfg.seed)
     print(f"run directory: {out}", flush=True)
     started = time.time()
     if not ray.is_initialized():
         ray.init(num_cpus=max(2, cfg.cpu_shards + 1), num_gpus=cfg.num_gpus, include_dashboard=False,
                  log_to_driver=False, object_store_memory=256 * 1024 ** 2, configure_logging=False)
-    space = make_space(cfg.space, rule=cfg.rule, holdout_frac=cfg.holdout_frac)
-    backend = None
-    if supernet:
-        from natrl.rewards.shards import SupernetShards
-        shards = cfg.num_gpus or cfg.cpu_shards
-        backend = SupernetShards(space.ops, ray.put(data), num_shards=shards, num_gpus=cfg.num_gpus,
-                                 trainer_kwargs={"preset": cfg.preset, "batch_size": cfg.supernet_batch,
-                                                 "epochs": cfg.epochs, "seed": cfg.seed})
-        print(f"{shards} supernet shard(s) on {'GPU' if cfg.num_gpus else 'CPU'}, "
-              f"{backend.steps_per_epoch} steps per epoch each", flush=True)
-    algo = build_algo(cfg, backend=backend)
-    iters = 0 if cfg.policy == "random" else cfg.iters  # the random policy has nothing to learn
-    progress = Progress(out / "progress.csv", iters * (cfg.epochs if supernet else 1), started)
-    if supernet:  # Algorithm 1: alternate a supernet pass on the 40% split and policy updates on the 60% split
+    cleanup = []  # actors and the algorithm stop even when the run is interrupted
+    try:
+        space = make_space(cfg.space, rule=cfg.rule, holdout_frac=cfg.holdout_frac)
+        backend = None
+        if supernet:
+            from natrl.rewards.shards import SupernetShards
+            shards = cfg.num_gpus or cfg.cpu_shards
+            backend = SupernetShards(space.ops, ray.put(data), num_shards=shards, num_gpus=cfg.num_gpus,
+                                     trainer_kwargs={"preset": cfg.preset, "batch_size": cfg.supernet_batch,
+                                                     "epochs": cfg.epochs, "seed": cfg.seed})
+            cleanup.append(backend.shutdown)
+            print(f"{shards} supernet shard(s) on {'GPU' if cfg.num_gpus else 'CPU'}, "
+                  f"{backend.steps_per_epoch} steps per epoch each", flush=True)
+        algo = build_algo(cfg, backend=backend)
+        cleanup.append(algo.stop)
+        iters = 0 if cfg.policy == "random" else cfg.iters  # the random policy has nothing to learn
         rng = np.random.default_rng(cfg.seed)
-        for epoch in range(1, cfg.epochs + 1):
-            stats = backend.train_epoch(lambda: space.sample_input(rng), max_steps=cfg.supernet_steps or None)
-            print(f"epoch {epoch}/{cfg.epochs}  supernet loss {stats['loss']:.3f}  train acc {stats['train_acc']:.1f}%"
-                  f"  lr {stats['lr']:.4f}  {time.time() - started:6.1f}s", flush=True)
+        first_epoch = 1
+        if ckpt is not None:
+            import torch
+            algo.restore_from_path(str((ckpt_dir / "algo").resolve()))
+            # the EnvRunner samples the first resumed batch: give it the restored weights now
+            algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
+            backend.load_state_dict(ckpt["supernet"])
+            for env, state in zip(sub_envs(algo), ckpt["envs"]):
+                env.set_state(state)
+            rng.bit_generator.state = ckpt["rng"]
+            torch.set_rng_state(ckpt["torch_rng"])
+            first_epoch = ckpt["epoch"] + 1
+            print(f"resumed from {ckpt_dir} after epoch {ckpt['epoch']}", flush=True)
+        progress = Progress(out / "progress.csv", iters * (cfg.epochs if supernet else 1), started,
+                            rows=ckpt["rows"] if ckpt else None)
+        if supernet:  # Algorithm 1: alternate a supernet pass on the 40% split and policy updates on the 60% split
+            for epoch in range(first_epoch, cfg.epochs + 1):
+                stats = backend.train_epoch(lambda: space.sample_input(rng), max_steps=cfg.supernet_steps or None)
+                print(f"epoch {epoch}/{cfg.epochs}  supernet loss {stats['loss']:.3f}  train acc {stats['train_acc']:.1f}%"
+                      f"  lr {stats['lr']:.4f}  {time.time() - started:6.1f}s", flush=True)
+                for _ in range(iters):
+                    policy_update(algo, progress, cfg, epoch=epoch)
+                save_checkpoint(out, epoch, algo, backend, rng, progress.rows)
+        else:
             for _ in range(iters):
-                policy_update(algo, progress, cfg, epoch=epoch)
-    else:
-        for _ in range(iters):
-            policy_update(algo, progress, cfg)
-    progress.close()
-    module = algo.get_module()
-    model_config = {**module.model_config, "space": cfg.space, "rule": cfg.rule, "holdout_frac": cfg.holdout_frac}
-    save_policy(module, model_config, out / "policy.pt")
-    algo.save_to_path(str((out / "checkpoint").resolve()))
-    algo.stop()
-    if progress.rows:
-        plot_curve(progress.rows, out / "curve.png")
+                policy_update(algo, progress, cfg)
+        progress.close()
+        module = algo.get_module()
+        model_config = {**module.model_config, "space": cfg.space, "rule": cfg.rule, "holdout_frac": cfg.holdout_frac}
+        save_policy(module, model_config, out / "policy.pt")
+        algo.save_to_path(str((out / "checkpoint").resolve()))
+        if progress.rows:
+            plot_curve(progress.rows, out / "curve.png")
 
-    if supernet:
-        from natrl.evaluate import evaluate_supernet, supernet_markdown
-        print(f"deriving {cfg.eval_inputs} random inputs (best of {cfg.best_of} by supernet accuracy) ...", flush=True)
-        results, records = evaluate_supernet(module, space, backend, cfg.eval_inputs, cfg.best_of, seed=cfg.seed)
-        backend.shutdown()
-        results.update({"run": out.name, "seed": cfg.seed, "train_seconds": round(time.time() - started, 1)})
-        md = f"# {out.name}\n\n{supernet_markdown(results)}\n"
-    else:
-        from natrl.evaluate import evaluate_nb201, markdown_table
-        print("evaluating on held-out inputs ...", flush=True)
-        results, records = evaluate_nb201(module, space, table, seed=cfg.seed, best_of=cfg.best_of, report=report)
-        results.update({"run": out.name, "seed": cfg.seed, "reward_table": table.name,
-                        "report_table": report.name if report else None,
-                        "train_seconds": round(time.time() - started, 1)})
-        md = (f"# {out.name}\n\n{cfg.rule} on {cfg.space}, policy {cfg.policy}, seed {cfg.seed}, {cfg.iters} updates "
-              f"of m={cfg.m} x n={cfg.n}, lambda={cfg.lam}. Mean accuracy gain (points) over {results['num_inputs']} "
-              f"held-out inputs; reward table: {table.name}.\n\n{markdown_table(results)}\n\n"
-              f"Single-sample policy / per-input optimum: {results['optimum_fraction']['reward']:.0%}.\n")
+        if supernet:
+            from natrl.evaluate import evaluate_supernet, supernet_markdown
+            print(f"deriving {cfg.eval_inputs} random inputs (best of {cfg.best_of} by supernet accuracy) ...", flush=True)
+            results, records = evaluate_supernet(module, space, backend, cfg.eval_inputs, cfg.best_of, seed=cfg.seed)
+            results.update({"run": out.name, "seed": cfg.seed, "train_seconds": round(time.time() - started, 1)})
+            md = f"# {out.name}\n\n{supernet_markdown(results)}\n"
+        else:
+            from natrl.evaluate import evaluate_nb201, markdown_table
+            print("evaluating on held-out inputs ...", flush=True)
+            results, records = evaluate_nb201(module, space, table, seed=cfg.seed, best_of=cfg.best_of, report=report)
+            results.update({"run": out.name, "seed": cfg.seed, "reward_table": table.name,
+                            "report_table": report.name if report else None,
+                            "train_seconds": round(time.time() - started, 1)})
+            md = (f"# {out.name}\n\n{cfg.rule} on {cfg.space}, policy {cfg.policy}, seed {cfg.seed}, {cfg.iters} updates "
+                  f"of m={cfg.m} x n={cfg.n}, lambda={cfg.lam}. Mean accuracy gain (points) over {results['num_inputs']} "
+                  f"held-out inputs; reward table: {table.name}.\n\n{markdown_table(results)}\n\n"
+                  f"Single-sample policy / per-input optimum: {results['optimum_fraction']['reward']:.0%}.\n")
+    finally:
+        for stop in reversed(cleanup):
+            stop()
     write_json(out / "results.json", results)
     write_json(out / "derived.json", records)
     (out / "results.md").write_text(md)
@@ -258,7 +342,8 @@ def train(cfg: TrainConfig) -> Path:
 
 @cli_entry
 def main(argv=None, defaults: TrainConfig = TrainConfig()):
-    return train(parse_args(argv, defaults))
+    cfg = parse_args(argv, defaults)
+    return train(resume_config(cfg.resume) if cfg.resume else cfg)
 
 
 if __name__ == "__main__":

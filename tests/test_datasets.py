@@ -40,7 +40,7 @@ def make_pickle_layout(root, per_batch=4):
 def make_image_folder(root, n=3, fmt="PNG"):
     arrays = {}
     for split in ("train", "test"):
-        x, y = _images(n * 2, hash(split) % 100)
+        x, y = _images(n * 2, {"train": 1, "test": 2}[split])
         for i, (img, label) in enumerate(zip(x, y)):
             d = root / split / CLASSES[label]
             d.mkdir(parents=True, exist_ok=True)

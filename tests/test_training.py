@@ -167,3 +167,74 @@ def test_supernet_cli_errors(script, tmp_path, args, message):
     r = script("experiments/train_natpp.py", *args, "--out", tmp_path / "run")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()  # nothing is created for a run that cannot start
+
+
+def _supernet_args(data_dir, out, epochs=2):
+    return ["--space", "darts", "--reward", "supernet", "--data", str(data_dir), "--epochs", str(epochs),
+            "--supernet-steps", "1", "--supernet-batch", "8", "--iters", "2", "--m", "2", "--n", "2",
+            "--eval-inputs", "2", "--best-of", "2", "--seed", "5", "--out", str(out)]
+
+
+def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(ray_session, tmp_path, monkeypatch):
+    from test_datasets import make_image_folder
+    make_image_folder(tmp_path / "cifar", n=20)
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    train_natpp.main(_supernet_args(tmp_path / "cifar", full))
+
+    original = train_natpp.save_checkpoint
+
+    def save_then_die(out, epoch, *args):
+        original(out, epoch, *args)
+        if epoch == 1:
+            raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
+    monkeypatch.setattr(train_natpp, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_natpp.main(_supernet_args(tmp_path / "cifar", killed))
+    assert (killed / "resume" / "state.pt").exists() and not (killed / "results.json").exists()
+    monkeypatch.setattr(train_natpp, "save_checkpoint", original)
+    train_natpp.main(["--resume", str(killed)])
+
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    assert strip(csv.DictReader(open(killed / "progress.csv"))) == strip(csv.DictReader(open(full / "progress.csv")))
+    a = torch.load(full / "policy.pt", weights_only=True)["state_dict"]
+    b = torch.load(killed / "policy.pt", weights_only=True)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    ra, rb = (json.loads((d / "results.json").read_text()) for d in (full, killed))
+    for k in ("accuracy_input", "accuracy_derived", "madds_M_derived"):
+        assert ra[k] == rb[k]
+
+
+def test_resume_errors(script, tmp_path):
+    r = script("experiments/train_natpp.py", "--resume", tmp_path / "nope")
+    assert r.returncode == 2 and "config.json does not exist" in r.stderr
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"config": {"seed": 0}}))
+    r = script("experiments/train_natpp.py", "--resume", tmp_path / "run")
+    assert r.returncode == 2 and "has no checkpoint to resume" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "run" / "resume").mkdir()
+    (tmp_path / "run" / "resume" / "state.pt").write_bytes(b"truncated")
+    r = script("experiments/train_natpp.py", "--resume", tmp_path / "run")
+    assert r.returncode == 2 and "cannot read checkpoint" in r.stderr
+
+
+def test_dead_shard_restarts_from_last_checkpoint(ray_session):
+    import ray as _ray
+
+    from natrl.nets.supernet import SupernetPreset
+    from natrl.rewards.shards import SupernetShards
+    from test_shards import _tiny_data
+    space = make_space("darts")
+    shards = SupernetShards(space.ops, _ray.put(_tiny_data()), num_shards=1,
+                            trainer_kwargs={"preset": SupernetPreset(C=4, layers=3), "batch_size": 16})
+    rng = np.random.default_rng(0)
+    shards.train_epoch(lambda: space.sample_input(rng), max_steps=1)
+    state = shards.state_dict()
+    g = [space.sample_input(rng)]
+    expected = shards.score(g)
+    shards.batch_counter = 0
+    _ray.kill(shards.shards[0])
+    assert shards.score(g) == expected and shards.restarts == 1  # same weights, same batch after the restart
+    assert shards.state_dict()["shard"]["epoch"] == state["shard"]["epoch"]
+    shards.shutdown()

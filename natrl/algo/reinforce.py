@@ -108,15 +108,19 @@ class REINFORCE(Algorithm):
     def training_step(self) -> None:
         # Sample by timesteps, not episodes: RLlib's sample(num_episodes=...) resets every sub-env with the
         # configured seed on *each* call, so every update would see the same m inputs. Episodes are one step
-        # long, so m * n timesteps are m * n complete episodes (n vector steps of m sub-envs).
+        # long, so m * n timesteps are m * n complete episodes (n vector steps of m sub-envs). force_reset
+        # starts every call with an unseeded reset of the (finished) sub-envs instead of a wasted policy
+        # forward for the autoreset step: an update then depends only on the state at its start, which is
+        # what makes a resumed run identical to an uninterrupted one.
         batch = self.config.m * self.config.n
         runners = self.env_runner_group.num_remote_workers()
         if runners == 0:
-            episodes = self.env_runner.sample(num_timesteps=batch, random_actions=False)
+            episodes = self.env_runner.sample(num_timesteps=batch, random_actions=False, force_reset=True)
             metrics = [self.env_runner.get_metrics()]
         else:
             out = self.env_runner_group.foreach_env_runner(
-                lambda r: (r.sample(num_timesteps=batch // runners), r.get_metrics()), local_env_runner=False)
+                lambda r: (r.sample(num_timesteps=batch // runners, force_reset=True), r.get_metrics()),
+                local_env_runner=False)
             episodes, metrics = [e for o in out for e in o[0]], [o[1] for o in out]
         assert all(e.is_done for e in episodes), "NAT episodes are one step long"
         self.metrics.aggregate(metrics, key=ENV_RUNNER_RESULTS)

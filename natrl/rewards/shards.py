@@ -125,42 +125,63 @@ class SupernetShards:
     space = "darts"
 
     def __init__(self, vocab, data, num_shards: int = 1, num_gpus: int = 0, trainer_kwargs: dict | None = None):
-        import ray
-        per_shard = {"num_gpus": 1, "num_cpus": 1} if num_gpus else {"num_cpus": 1}
-        self.world_size = num_shards
+        self.world_size, self.num_gpus = num_shards, num_gpus
         self._args = (vocab, data, trainer_kwargs or {})
-        actor = ray.remote(**per_shard)(SupernetShard)
-        self.shards = [actor.remote(r, num_shards, *self._args) for r in range(num_shards)]
-        if num_shards > 1:
-            address = f"127.0.0.1:{free_port()}"  # single-node; a cluster would publish rank 0's address
-            ray.get([s.setup_group.remote(r, num_shards, address) for r, s in enumerate(self.shards)])
-            ray.get([s.sync_initial_weights.remote() for s in self.shards])
-        self.steps_per_epoch = ray.get(self.shards[0].steps_per_epoch.remote())
+        self.last_state = None  # the latest checkpointed state: a dead shard restarts from it
+        self.restarts = 0
+        self._start()
         self.batch_counter = 0
 
-    def train_epoch(self, sample, max_steps: int | None = None) -> dict:
+    def _start(self):
         import ray
+        per_shard = {"num_gpus": 1, "num_cpus": 1} if self.num_gpus else {"num_cpus": 1}
+        actor = ray.remote(**per_shard)(SupernetShard)
+        self.shards = [actor.remote(r, self.world_size, *self._args) for r in range(self.world_size)]
+        if self.world_size > 1:
+            address = f"127.0.0.1:{free_port()}"  # single-node; a cluster would publish rank 0's address
+            ray.get([s.setup_group.remote(r, self.world_size, address) for r, s in enumerate(self.shards)])
+            ray.get([s.sync_initial_weights.remote() for s in self.shards])
+        self.steps_per_epoch = ray.get(self.shards[0].steps_per_epoch.remote())
+
+    def _run(self, call):
+        """ray.get(call()), restarting every shard from the last checkpoint once if one has died."""
+        import ray
+        from ray.exceptions import RayActorError
+        try:
+            return ray.get(call())
+        except RayActorError:
+            if self.last_state is None:
+                raise
+            self.restarts += 1
+            print(f"a supernet shard died; restarting {self.world_size} shard(s) from the last checkpoint", flush=True)
+            self.shutdown()
+            self._start()
+            ray.get([s.load_state_dict.remote(self.last_state["shard"]) for s in self.shards])
+            return ray.get(call())
+
+    def train_epoch(self, sample, max_steps: int | None = None) -> dict:
         steps = min(self.steps_per_epoch, max_steps or self.steps_per_epoch)
         betas = [sample() for _ in range(steps)]
-        stats = ray.get([s.train_epoch.remote(betas, max_steps) for s in self.shards])
+        stats = self._run(lambda: [s.train_epoch.remote(betas, max_steps) for s in self.shards])
         return {k: sum(st[k] for st in stats) / len(stats) for k in stats[0]}
 
     def score(self, genotypes) -> "np.ndarray":
         import numpy as np
-        import ray
         k, self.batch_counter = self.batch_counter, self.batch_counter + 1
         chunks = np.array_split(np.arange(len(genotypes)), min(self.world_size, len(genotypes)))
-        futures = [s.score.remote([genotypes[i] for i in c], k) for s, c in zip(self.shards, chunks)]
-        return np.concatenate(ray.get(futures))
+        return np.concatenate(self._run(
+            lambda: [s.score.remote([genotypes[i] for i in c], k) for s, c in zip(self.shards, chunks)]))
 
     def state_dict(self) -> dict:
-        import ray
-        return {"shard": ray.get(self.shards[0].state_dict.remote()), "batch_counter": self.batch_counter}
+        """Replicas are identical: rank 0's state is the state of all (remembered for restarts)."""
+        self.last_state = {"shard": self._run(lambda: self.shards[0].state_dict.remote()),
+                           "batch_counter": self.batch_counter}
+        return self.last_state
 
     def load_state_dict(self, state: dict):
-        import ray
-        ray.get([s.load_state_dict.remote(state["shard"]) for s in self.shards])
+        self._run(lambda: [s.load_state_dict.remote(state["shard"]) for s in self.shards])
         self.batch_counter = state["batch_counter"]
+        self.last_state = state
 
     def shutdown(self):
         import ray
