@@ -3,12 +3,16 @@
 Run:
     python experiments/derive.py RUN_DIR '|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'
     python experiments/derive.py RUN_DIR cell.json --mode argmax --out derived.json
+    python experiments/derive.py DARTS_RUN_DIR DARTS_V2 PC_DARTS_cifar VGG ResBlock MobileNetV2 --out derived/
 
 RUN_DIR is a train_natpp.py / train_nat.py run directory (its policy.pt is loaded with weights_only=True).
 Cells are NB201 arch_str, genotype JSON files (see natrl/cells.py) or registry names of the policy's space.
-Modes: ``best`` (default: sample --samples candidates plus the argmax, keep the one the reward table scores
-highest: the papers' derive), ``argmax`` (Maximum-GCN), ``sample`` (one sample).
-Expected: for the cell above a trained NAT++ policy keeps or improves the table accuracy with no more MAdds.
+Modes: ``best`` (default: the argmax plus --samples sampled candidates, keeping the one scored highest, the
+papers' derive), ``argmax`` (Maximum-GCN), ``sample`` (one sample). Scores: the NB201 table on nb201 runs; on
+darts runs the run's trained supernet (its last checkpoint), accuracy on one batch of the 60% reward split.
+``--out FILE.json`` writes the records; ``--out DIR`` also writes each derived genotype as JSON, its DARTS
+``Genotype(...)`` text and a picture of its cells. Costs: NB201 network, or CIFAR-10 and ImageNet networks.
+Expected: a trained NAT++ policy keeps or improves the scored accuracy with no more MAdds.
 """
 from __future__ import annotations
 
@@ -44,18 +48,45 @@ def load_policy(run_dir: Path):
     return module, space
 
 
-def transform(module, space, beta_ops, mode: str, samples: int, table, generator):
-    """The transformed op vector of one input under ``mode``."""
+def supernet_scorer(run_dir: Path, space):
+    """Score darts genotypes with the run's trained supernet, rebuilt in this process (no Ray)."""
+    import torch
+
+    from natrl.datasets import load_cifar10
+    from natrl.rewards.supernet import SupernetTrainer
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from train_natpp import load_checkpoint, resume_config
+    cfg = resume_config(str(run_dir))
+    _, ckpt = load_checkpoint(run_dir)
+    trainer = SupernetTrainer(space.ops, load_cifar10(cfg.data), preset=cfg.preset, batch_size=cfg.supernet_batch,
+                              epochs=cfg.epochs, seed=cfg.seed)
+    trainer.load_state_dict(ckpt["supernet"]["shard"])
+    torch.set_grad_enabled(False)
+    return lambda genotypes: trainer.score(genotypes, batch_index=0)
+
+
+def transform(module, space, beta, mode: str, samples: int, score, generator):
+    """The transformed genotype of one input under ``mode``."""
     import numpy as np
 
-    from natrl.evaluate import policy_actions
-    argmax, sampled = policy_actions(module, space, beta_ops[None], max(samples, 1), generator)
+    from natrl.evaluate import obs_batch, policy_actions
+    argmax, sampled = policy_actions(module, obs_batch(space, [beta]), max(samples, 1), generator)
     if mode == "argmax":
-        return argmax[0]
+        return space.apply(beta, argmax[0])
     if mode == "sample":
-        return sampled[0, 0]
-    candidates = np.concatenate([argmax, sampled[:, 0]])  # [1 + S, E]
-    return candidates[int(np.argmax(table.score_ops(candidates)))]
+        return space.apply(beta, sampled[0, 0])
+    candidates = [space.apply(beta, argmax[0])] + [space.apply(beta, a[0]) for a in sampled]
+    return candidates[int(np.argmax(score(candidates)))]
+
+
+def cost_record(g_before, g_after, datasets) -> dict:
+    from natrl.costs import genotype_cost
+    out = {}
+    for ds in datasets:
+        b, a = genotype_cost(g_before, ds), genotype_cost(g_after, ds)
+        out[ds] = {"params_M": [round(b.params_m, 4), round(a.params_m, 4)],
+                   "madds_M": [round(b.madds_m, 2), round(a.madds_m, 2)]}
+    return out
 
 
 @cli_entry
@@ -64,9 +95,8 @@ def main(argv=None):
 
     from natrl import zoo
     from natrl.cells import to_arch_str
-    from natrl.costs import genotype_cost
     from natrl.rewards import NB201Table
-    from natrl.rundir import quiet_ray_logs, write_json
+    from natrl.rundir import quiet_ray_logs
 
     quiet_ray_logs()
     p = ArgumentParser(description=__doc__.split("\n")[0])
@@ -76,33 +106,55 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=10, help="candidates sampled in --mode best (default 10)")
     p.add_argument("--table", help="NB201 table scoring the candidates (default: analog-nasbench's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="write the results as JSON here")
+    p.add_argument("--out", type=Path, help="FILE.json for the records, or a directory for records, genotypes, pictures")
     args = p.parse_args(argv)
     if args.samples < 1:
         raise NatrlError(f"--samples must be >= 1, got {args.samples}")
     module, space = load_policy(args.run_dir)
-    table = NB201Table.load(args.table)
+    if space.name == "nb201":
+        table = NB201Table.load(args.table)
+        score, scored_on, datasets = table.score, table.name, ("cifar10",)
+    else:
+        score, scored_on, datasets = supernet_scorer(args.run_dir, space), "supernet", ("cifar10", "imagenet")
     gen = torch.Generator().manual_seed(args.seed)
-    records = []
+    records, derived = [], []
     for spec in args.cells:
         name, genotype = zoo.resolve(spec)
-        beta = space.encode_genotype(genotype)
-        alpha = transform(module, space, beta, args.mode, args.samples, table, gen)
-        g_alpha = space.genotype(alpha)
-        before, after = genotype_cost(genotype), genotype_cost(g_alpha)
-        acc_b, acc_a = (float(x) for x in table.score([genotype, g_alpha]))
-        rec = {"input": to_arch_str(genotype.normal), "output": to_arch_str(g_alpha.normal), "mode": args.mode,
-               "acc_before": acc_b, "acc_after": acc_a, "gain": acc_a - acc_b,
-               "params_M": [round(before.params_m, 4), round(after.params_m, 4)],
-               "madds_M": [round(before.madds_m, 2), round(after.madds_m, 2)]}
+        alpha = transform(module, space, genotype, args.mode, args.samples, score, gen)
+        acc_b, acc_a = (float(x) for x in score([genotype, alpha]))
+        rec = {"name": name, "input": genotype.to_json(), "output": alpha.to_json(), "mode": args.mode,
+               "scored_on": scored_on, "acc_before": acc_b, "acc_after": acc_a, "gain": acc_a - acc_b,
+               "costs": cost_record(genotype, alpha, datasets)}
         records.append(rec)
-        print(f"{name}\n  -> {rec['output']}\n  accuracy {acc_b:.2f} -> {acc_a:.2f} ({rec['gain']:+.2f}) on "
-              f"{table.name}; params {before.params_m:.3f}M -> {after.params_m:.3f}M; "
-              f"MAdds {before.madds_m:.1f}M -> {after.madds_m:.1f}M")
+        derived.append((name, alpha))
+        shown = to_arch_str(alpha.normal) if space.name == "nb201" else alpha.darts_text()
+        costs = "; ".join(f"{ds}: params {c['params_M'][0]:.3f}M -> {c['params_M'][1]:.3f}M, MAdds "
+                          f"{c['madds_M'][0]:.1f}M -> {c['madds_M'][1]:.1f}M" for ds, c in rec["costs"].items())
+        print(f"{name}\n  -> {shown}\n  accuracy {acc_b:.2f} -> {acc_a:.2f} ({rec['gain']:+.2f}) on {scored_on}; {costs}")
     if args.out:
-        write_json(args.out, records)
+        write_outputs(args.out, records, derived)
         print(f"wrote {args.out}")
     return records
+
+
+def write_outputs(out: Path, records, derived):
+    from natrl.cells import save_genotype
+    from natrl.plotting import plot_genotype
+    from natrl.rundir import write_json
+    if out.suffix == ".json":
+        write_json(out, records)
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NatrlError(f"cannot create {out}: {e.strerror}; choose a writable --out") from None
+    write_json(out / "derived.json", records)
+    for name, g in derived:
+        stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] + "_derived"
+        save_genotype(g, out / f"{stem}.json", name=f"{name} (derived)")
+        if g.space == "darts":
+            (out / f"{stem}.txt").write_text(g.darts_text() + "\n")
+        plot_genotype(g, out / f"{stem}.png", title=f"{name} derived")
 
 
 if __name__ == "__main__":

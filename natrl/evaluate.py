@@ -24,10 +24,9 @@ def _gains(acc, alphas, betas):
 
 
 @torch.no_grad()
-def policy_actions(module, space, betas: np.ndarray, num_samples: int, generator: torch.Generator):
-    """(argmax actions [B, E], sampled actions [S, B, E]) of the policy for input op vectors ``betas``."""
-    obs = {k: torch.as_tensor(v) for k, v in space.observe_batch(betas).items()}
-    dist = module.distribution(obs)
+def policy_actions(module, obs: dict, num_samples: int, generator: torch.Generator):
+    """(argmax actions [B, E], sampled actions [S, B, E]) of the policy for a batch of observations."""
+    dist = module.distribution({k: torch.as_tensor(v) for k, v in obs.items()})
     probs = dist.probs()  # [B, E, K]
     flat = probs.reshape(-1, probs.shape[-1])
     samples = torch.multinomial(flat, num_samples, replacement=True, generator=generator)  # [B*E, S]
@@ -43,7 +42,7 @@ def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=No
     train_betas = NB201_CELLS[space.train_cells]
     acc = table.accuracy
     gen = torch.Generator().manual_seed(seed)
-    argmax, samples = policy_actions(module, space, betas, best_of, gen)
+    argmax, samples = policy_actions(module, space.observe_batch(betas), best_of, gen)
     for a in (argmax, *samples):  # the mask must hold for every action we report
         assert space.mask[betas, a].all(), "policy produced an invalid transition"
     sample_acc = np.stack([acc[nb201_index(s)] for s in samples])  # [S, B]
@@ -91,9 +90,10 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _obs_batch(space, genotypes) -> dict:
+def obs_batch(space, genotypes) -> dict:
+    """The stacked observations of any space's genotypes."""
     obs = [space.encode(g) for g in genotypes]
-    return {k: torch.as_tensor(np.stack([o[k] for o in obs])) for k in obs[0]}
+    return {k: np.stack([o[k] for o in obs]) for k in obs[0]}
 
 
 @torch.no_grad()
@@ -109,11 +109,7 @@ def evaluate_supernet(module, space, backend, num_inputs: int, best_of: int, see
     rng = np.random.default_rng(seed + 1_000_003)
     gen = torch.Generator().manual_seed(seed)
     betas = [space.sample_input(rng) for _ in range(num_inputs)]
-    dist = module.distribution(_obs_batch(space, betas))
-    probs = dist.probs()
-    argmax = dist.to_deterministic().loc.numpy()
-    flat = probs.reshape(-1, probs.shape[-1])
-    samples = torch.multinomial(flat, best_of, replacement=True, generator=gen).T.reshape(best_of, *probs.shape[:2]).numpy()
+    argmax, samples = policy_actions(module, obs_batch(space, betas), best_of, gen)
     records, acc_in, acc_out = [], [], []
     for b, beta in enumerate(betas):
         candidates = [space.apply(beta, argmax[b])] + [space.apply(beta, samples[s, b]) for s in range(best_of)]

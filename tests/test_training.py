@@ -120,12 +120,12 @@ def test_derive_end_to_end(trained_run, tmp_path):
     rec = records[0]
     space = derive.load_policy(trained_run)[1]
     beta = space.encode_genotype(from_arch_str(cell))
-    alpha = space.encode_genotype(from_arch_str(rec["output"]))
+    alpha = space.encode_genotype(from_arch_str(rec["output"]["arch_str"]))
     assert space.mask[beta, alpha].all()
     # best-of-k keeps the argmax as a candidate, so it is never worse than argmax on the table
     argmax = derive.main([str(trained_run), cell, "--mode", "argmax"])[0]
     assert rec["acc_after"] >= argmax["acc_after"]
-    assert rec["madds_M"][0] == pytest.approx(argmax["madds_M"][0])
+    assert rec["costs"]["cifar10"]["madds_M"][0] == pytest.approx(argmax["costs"]["cifar10"]["madds_M"][0])
 
 
 def test_derive_bad_inputs(script, tmp_path):
@@ -238,3 +238,24 @@ def test_dead_shard_restarts_from_last_checkpoint(ray_session):
     assert shards.score(g) == expected and shards.restarts == 1  # same weights, same batch after the restart
     assert shards.state_dict()["shard"]["epoch"] == state["shard"]["epoch"]
     shards.shutdown()
+
+
+def test_derive_on_the_darts_space(ray_session, tmp_path):
+    """Transform registry genotypes with a darts run's policy, scored by its trained supernet."""
+    from natrl import zoo
+    from natrl.cells import load_genotype, parse_darts_text
+    from test_datasets import make_image_folder
+    make_image_folder(tmp_path / "cifar", n=20)
+    run = tmp_path / "run"
+    train_natpp.main(_supernet_args(tmp_path / "cifar", run, epochs=1))
+    derive = load_script("derive")
+    records = derive.main([str(run), "DARTS_V2", "VGG", "--out", str(tmp_path / "out"), "--samples", "3"])
+    space = make_space("darts")
+    for rec, name in zip(records, ("DARTS_V2", "VGG")):
+        beta, alpha = zoo.get(name), load_genotype(tmp_path / "out" / f"{name}_derived.json")
+        assert space.mask[space.encode(beta)["op"], space.encode(alpha)["op"]].all()
+        assert alpha.normal.concat == beta.normal.concat  # the input's graph is kept, only ops change
+        assert parse_darts_text((tmp_path / "out" / f"{name}_derived.txt").read_text()) == alpha
+        assert (tmp_path / "out" / f"{name}_derived.png").read_bytes()[:4] == b"\x89PNG"
+        assert set(rec["costs"]) == {"cifar10", "imagenet"} and rec["scored_on"] == "supernet"
+    assert json.loads((tmp_path / "out" / "derived.json").read_text())[0]["name"] == "DARTS_V2"
