@@ -259,7 +259,8 @@ def train(cfg: TrainConfig) -> Path:
     print(f"run directory: {out}", flush=True)
     started = time.time()
     if not ray.is_initialized():
-        ray.init(num_cpus=max(2, cfg.cpu_shards + 1), num_gpus=cfg.num_gpus, include_dashboard=False,
+        shard_cpus = (cfg.num_gpus or cfg.cpu_shards) if supernet else 0  # each shard actor reserves one CPU
+        ray.init(num_cpus=max(2, shard_cpus + 1), num_gpus=cfg.num_gpus, include_dashboard=False,
                  log_to_driver=False, object_store_memory=256 * 1024 ** 2, configure_logging=False)
     cleanup = []  # actors and the algorithm stop even when the run is interrupted
     try:
