@@ -6,9 +6,9 @@
 """
 from gymnasium.envs.registration import register
 
-from envs.nat_env import NATEnv
+from envs.nat_env import NATEnv, NATVectorEnv, make_env
 
 register(id="natrl/NATPP-NB201-v0", entry_point="envs.nat_env:NATEnv", kwargs={"space": "nb201", "rule": "natpp"})
 register(id="natrl/NAT-NB201-v0", entry_point="envs.nat_env:NATEnv", kwargs={"space": "nb201", "rule": "nat"})
 
-__all__ = ["NATEnv"]
+__all__ = ["NATEnv", "NATVectorEnv", "make_env"]

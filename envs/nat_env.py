@@ -83,10 +83,71 @@ class NATEnv(gym.Env):
         return obs, {"beta": self.space.describe(self._beta)}
 
     def step(self, action):
+        alpha = self.transform(action)
+        return self.finish(alpha, float(reward(self.backend, [alpha], [self._beta])[0]))
+
+    # step() in two halves, so that NATVectorEnv can score all sub-envs' (alpha, beta) pairs in one call
+    def transform(self, action):
+        """alpha = the current input with ``action`` applied (ValueError outside the mask)."""
         if self._beta is None:
             raise RuntimeError("call reset() before step()")
-        alpha = self.space.apply(self._beta, np.asarray(action, dtype=np.int64))
-        r = float(reward(self.backend, [alpha], [self._beta])[0])
+        return self.space.apply(self._beta, np.asarray(action, dtype=np.int64))
+
+    def finish(self, alpha, r: float):
         info = {"beta": self.space.describe(self._beta), "alpha": self.space.describe(alpha)}
         self.action_space.valid = self.action_space.always_valid  # the next input is not known yet
         return self.space.encode(alpha), r, True, False, info
+
+
+class NATVectorEnv(gym.vector.VectorEnv):
+    """``num_envs`` NATEnvs stepped together, with the rewards of all their (alpha, beta) pairs scored in ONE
+    backend call (one table lookup, or one batched call spread over the supernet shards). Autoreset follows
+    gymnasium's NEXT_STEP mode, like SyncVectorEnv: a finished sub-env is reset by the following step()."""
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+    def __init__(self, config: dict | None = None, num_envs: int = 1, **kwargs):
+        self.envs = [NATEnv(config, **kwargs) for _ in range(num_envs)]
+        self.backend = self.envs[0].backend
+        for e in self.envs[1:]:
+            e.backend = self.backend  # one backend object (and one supernet batch counter) for all
+        self.num_envs = num_envs
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+
+    def _stack(self, obs):
+        return {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+
+    def reset(self, *, seed=None, options=None):
+        seeds = [None] * self.num_envs if seed is None else [seed + i for i in range(self.num_envs)]
+        obs = [e.reset(seed=s, options=options)[0] for e, s in zip(self.envs, seeds)]
+        self._autoreset[:] = False
+        return self._stack(obs), {}
+
+    def step(self, actions):
+        obs, rewards = [None] * self.num_envs, np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        stepping = [i for i in range(self.num_envs) if not self._autoreset[i]]
+        for i in np.flatnonzero(self._autoreset):
+            obs[i] = self.envs[i].reset()[0]
+        alphas = [self.envs[i].transform(actions[i]) for i in stepping]
+        betas = [self.envs[i]._beta for i in stepping]
+        r = reward(self.backend, alphas, betas) if stepping else []
+        for j, i in enumerate(stepping):
+            obs[i], rewards[i], terminated[i], _, _ = self.envs[i].finish(alphas[j], float(r[j]))
+        self._autoreset = terminated.copy()
+        return self._stack(obs), rewards, terminated, np.zeros(self.num_envs, dtype=bool), {}
+
+    def close(self, **kwargs):
+        for e in self.envs:
+            e.close()
+
+
+def make_env(config: dict | None = None):
+    """RLlib's env factory: a NATVectorEnv when RLlib asks for ``num_envs`` sub-envs, else a NATEnv."""
+    config = dict(config or {})
+    num_envs = config.pop("num_envs", None)
+    return NATEnv(config) if num_envs is None else NATVectorEnv(config, num_envs=num_envs)

@@ -104,14 +104,18 @@ def build_algo(cfg: TrainConfig, backend=None):
 
     from natrl.policy.module import TransitionPolicy
     from natrl.rewards import share_backend
+    from ray.tune.registry import register_env
+    register_env("natrl-nat", envs.make_env)  # a registered creator lets RLlib ask for a whole vector env
     if backend is not None:
         backend = share_backend(backend)  # envs run in this process (num_env_runners=0) and look it up
     env_config = {"space": cfg.space, "rule": cfg.rule, "reward_backend": cfg.reward, "n": cfg.n,
                   "holdout_frac": cfg.holdout_frac, "table": cfg.table, "backend": backend}
     model_config = {**DEFAULT_MODEL_CONFIG, "encoder": cfg.policy, "hidden": cfg.hidden, "gcn_layers": cfg.gcn_layers}
     algo_cfg = (REINFORCEConfig()
-                .environment(envs.NATEnv, env_config=env_config)
-                .env_runners(num_env_runners=0, num_envs_per_env_runner=cfg.m)
+                .environment("natrl-nat", env_config=env_config)
+                # m sub-envs in one NATVectorEnv: each vector step scores all m pairs in one backend call
+                .env_runners(num_env_runners=0, num_envs_per_env_runner=cfg.m,
+                             gym_env_vectorize_mode="vector_entry_point")
                 .rl_module(rl_module_spec=RLModuleSpec(module_class=TransitionPolicy, model_config=model_config))
                 .training(m=cfg.m, n=cfg.n, lam=cfg.lam, lr=cfg.lr, baseline=cfg.baseline, baseline_decay=cfg.baseline_decay)
                 .learners(num_learners=0, num_gpus_per_learner=1 if cfg.num_gpus else 0)
