@@ -169,3 +169,41 @@ def test_gcn_logits_depend_on_the_edges_own_op():
     obs = {k: torch.as_tensor(v) for k, v in space.observe_batch(np.stack([a, b])).items()}
     logits = module.edge_logits(obs).detach()
     assert not torch.allclose(logits[0, 5], logits[1, 5])
+
+
+class CountingTable:
+    """The NB201 table, counting score() calls."""
+
+    space = "nb201"
+
+    def __init__(self):
+        self.table, self.calls = NB201Table.load(), []
+
+    def score(self, genotypes):
+        self.calls.append(len(genotypes))
+        return self.table.score(genotypes)
+
+
+def test_vector_env_scores_all_pairs_in_one_call():
+    backend = CountingTable()
+    venv = envs.NATVectorEnv({"backend": backend, "n": 2}, num_envs=4)
+    obs, _ = venv.reset(seed=0)
+    assert obs["op"].shape == (4, 6)
+    single = [envs.NATEnv(backend=backend.table, n=2) for _ in range(4)]
+    for i, e in enumerate(single):
+        e.reset(seed=i)  # the vector env seeds sub-env i with seed + i
+    actions = obs["op"]  # keep-all is valid everywhere
+    actions[:, 0] = 1  # edge (0,1) -> skip_connect, always valid
+    _, rewards, terminated, truncated, _ = venv.step(actions)
+    assert backend.calls == [8] and terminated.all() and not truncated.any()  # 4 pairs, one call
+    expected = [e.step(a)[1] for e, a in zip(single, actions)]
+    np.testing.assert_allclose(rewards, expected)
+    obs2, rewards2, terminated2, _, _ = venv.step(actions)  # NEXT_STEP autoreset: this step only resets
+    assert not terminated2.any() and (rewards2 == 0).all() and backend.calls == [8]
+    np.testing.assert_array_equal(obs2["op"], obs["op"] * 0 + np.stack([e.reset()[0]["op"] for e in single]))
+
+
+def test_make_env_factory():
+    assert isinstance(envs.make_env({"n": 1}), envs.NATEnv)
+    v = envs.make_env({"n": 1, "num_envs": 3})
+    assert isinstance(v, envs.NATVectorEnv) and v.num_envs == 3

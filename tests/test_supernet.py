@@ -140,3 +140,15 @@ def test_supernet_trainer_state_round_trip():
     assert a == b
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k])
+
+
+def test_supernet_trainer_never_reads_the_test_split():
+    """The supernet uses the training set only (40/60 split): it works without any test arrays at all."""
+    from natrl.rewards.supernet import SupernetTrainer
+    data = _tiny_data()
+    data = {"train_x": data["train_x"], "train_y": data["train_y"]}  # no test_x / test_y keys
+    space = make_space("darts")
+    t = SupernetTrainer(space.ops, data, preset=TINY, batch_size=16, seed=0)
+    t.train_epoch(lambda: space.sample_input(np.random.default_rng(0)), max_steps=1)
+    assert t.score([space.sample_input(np.random.default_rng(1))], batch_index=0).shape == (1,)
+    assert len(t.weights.y) + len(t.reward.y) == len(data["train_y"])
