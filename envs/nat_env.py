@@ -31,6 +31,7 @@ class NATEnv(gym.Env):
         "inputs": "train",  # p(beta): uniform over the train split, the heldout split, or all cells
         "holdout_frac": 0.2,  # share of cells held out from training (fixed split)
         "split_seed": 0,
+        "num_intermediate": None,  # darts space: intermediate nodes per cell (4 DARTS-like, 5 ENAS-like)
     }
 
     def __init__(self, config: dict | None = None, **kwargs):
@@ -39,8 +40,9 @@ class NATEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown env setting(s) {unknown}; known: {sorted(self.DEFAULTS)}")
         cfg = {**self.DEFAULTS, **given}
+        extra = {} if cfg["num_intermediate"] is None else {"num_intermediate": cfg["num_intermediate"]}
         self.space = make_space(cfg["space"], rule=cfg["rule"], holdout_frac=cfg["holdout_frac"],
-                                split_seed=cfg["split_seed"])
+                                split_seed=cfg["split_seed"], **extra)
         if isinstance(cfg["backend"], str):  # a key from natrl.rewards.share_backend
             self.backend = make_backend(cfg["backend"])
         else:

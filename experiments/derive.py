@@ -35,7 +35,8 @@ def load_policy(run_dir: Path):
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
         cfg = ck["model_config"]
-        space = make_space(cfg["space"], rule=cfg["rule"], holdout_frac=cfg.get("holdout_frac", 0.2))
+        space = make_space(cfg["space"], rule=cfg["rule"], holdout_frac=cfg.get("holdout_frac", 0.2),
+                           num_intermediate=cfg.get("num_intermediate", 4 if cfg["space"] == "darts" else 3))
         module = TransitionPolicy(observation_space=space.observation_space(), action_space=space.action_space(),
                                   model_config=cfg)
         module.load_state_dict(ck["state_dict"])
@@ -59,7 +60,7 @@ def supernet_scorer(run_dir: Path, space):
     cfg = resume_config(str(run_dir))
     _, ckpt = load_checkpoint(run_dir)
     trainer = SupernetTrainer(space.ops, load_cifar10(cfg.data), preset=cfg.preset, batch_size=cfg.supernet_batch,
-                              epochs=cfg.epochs, seed=cfg.seed)
+                              epochs=cfg.epochs, seed=cfg.seed, num_intermediate=cfg.intermediate_nodes)
     trainer.load_state_dict(ckpt["supernet"]["shard"])
     torch.set_grad_enabled(False)
     return lambda genotypes: trainer.score(genotypes, batch_index=0)

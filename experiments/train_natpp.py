@@ -47,6 +47,7 @@ class TrainConfig:
     iters: int = 1500  # policy updates (per supernet epoch with --reward supernet)
     data: str | None = None  # CIFAR-10 for the supernet: cifar-10-batches-py, image folder or .tar.gz
     preset: str = "tiny"  # supernet size: tiny (CPU minutes) or paper (C=20, 8 cells)
+    intermediate_nodes: int = 4  # k of the darts space: 4 (DARTS-like cells) or 5 (ENAS-like cells)
     epochs: int = 3  # supernet epochs of Algorithm 1
     supernet_batch: int = 64  # supernet batch size per shard
     supernet_steps: int = 0  # cap on supernet steps per epoch (0 = a full pass over the 40% split)
@@ -86,6 +87,10 @@ def parse_args(argv, defaults: TrainConfig) -> TrainConfig:
                              "use --num-gpus 0 to run on CPU")
     if (cfg.space == "darts") != (cfg.reward == "supernet"):
         raise NatrlError("the darts space needs --reward supernet and the nb201 space --reward nb201")
+    if cfg.space == "nb201" and cfg.intermediate_nodes != 4:
+        raise NatrlError("--intermediate-nodes applies to the darts space; NAS-Bench-201 cells are fixed")
+    if cfg.intermediate_nodes < 1:
+        raise NatrlError(f"--intermediate-nodes must be >= 1, got {cfg.intermediate_nodes}")
     if cfg.reward == "supernet" and not cfg.data:
         raise NatrlError("--reward supernet needs CIFAR-10: --data DIR_OR_TARBALL (e.g. ../shared/data/cifar10_jpg.tar.gz)")
     if cfg.iters < 0 or cfg.gcn_layers < 1 or cfg.num_gpus < 0 or not 0 < cfg.holdout_frac < 1:
@@ -109,7 +114,8 @@ def build_algo(cfg: TrainConfig, backend=None):
     if backend is not None:
         backend = share_backend(backend)  # envs run in this process (num_env_runners=0) and look it up
     env_config = {"space": cfg.space, "rule": cfg.rule, "reward_backend": cfg.reward, "n": cfg.n,
-                  "holdout_frac": cfg.holdout_frac, "table": cfg.table, "backend": backend}
+                  "holdout_frac": cfg.holdout_frac, "table": cfg.table, "backend": backend,
+                  "num_intermediate": cfg.intermediate_nodes if cfg.space == "darts" else 3}
     model_config = {**DEFAULT_MODEL_CONFIG, "encoder": cfg.policy, "hidden": cfg.hidden, "gcn_layers": cfg.gcn_layers}
     algo_cfg = (REINFORCEConfig()
                 .environment("natrl-nat", env_config=env_config)
@@ -268,14 +274,16 @@ def train(cfg: TrainConfig) -> Path:
                  log_to_driver=False, object_store_memory=256 * 1024 ** 2, configure_logging=False)
     cleanup = []  # actors and the algorithm stop even when the run is interrupted
     try:
-        space = make_space(cfg.space, rule=cfg.rule, holdout_frac=cfg.holdout_frac)
+        space = make_space(cfg.space, rule=cfg.rule, holdout_frac=cfg.holdout_frac,
+                           num_intermediate=cfg.intermediate_nodes if cfg.space == "darts" else 3)
         backend = None
         if supernet:
             from natrl.rewards.shards import SupernetShards
             shards = cfg.num_gpus or cfg.cpu_shards
             backend = SupernetShards(space.ops, ray.put(data), num_shards=shards, num_gpus=cfg.num_gpus,
                                      trainer_kwargs={"preset": cfg.preset, "batch_size": cfg.supernet_batch,
-                                                     "epochs": cfg.epochs, "seed": cfg.seed})
+                                                     "epochs": cfg.epochs, "seed": cfg.seed,
+                                                     "num_intermediate": cfg.intermediate_nodes})
             cleanup.append(backend.shutdown)
             print(f"{shards} supernet shard(s) on {'GPU' if cfg.num_gpus else 'CPU'}, "
                   f"{backend.steps_per_epoch} steps per epoch each", flush=True)
@@ -311,7 +319,8 @@ def train(cfg: TrainConfig) -> Path:
                 policy_update(algo, progress, cfg)
         progress.close()
         module = algo.get_module()
-        model_config = {**module.model_config, "space": cfg.space, "rule": cfg.rule, "holdout_frac": cfg.holdout_frac}
+        model_config = {**module.model_config, "space": cfg.space, "rule": cfg.rule, "holdout_frac": cfg.holdout_frac,
+                        "num_intermediate": cfg.intermediate_nodes if cfg.space == "darts" else 3}
         save_policy(module, model_config, out / "policy.pt")
         algo.save_to_path(str((out / "checkpoint").resolve()))
         if progress.rows:

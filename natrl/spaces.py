@@ -95,12 +95,15 @@ class NB201Space(GraphSpace):
     rule: str = "natpp"
     holdout_frac: float = 0.2
     split_seed: int = 0
+    num_intermediate: int = 3  # fixed by NAS-Bench-201; accepted for a uniform make_space call
 
     name = "nb201"
     num_edges = 6
     num_nodes = 4
 
     def __post_init__(self):
+        if self.num_intermediate != 3:
+            raise NatrlError("NAS-Bench-201 cells have 3 intermediate nodes; --intermediate-nodes applies to darts")
         self.ops = vocabulary("nb201")
         self.mask = transition_mask(self.rule, self.ops)
         perm = np.random.default_rng(self.split_seed).permutation(len(self.ops) ** self.num_edges)

@@ -152,3 +152,15 @@ def test_supernet_trainer_never_reads_the_test_split():
     t.train_epoch(lambda: space.sample_input(np.random.default_rng(0)), max_steps=1)
     assert t.score([space.sample_input(np.random.default_rng(1))], batch_index=0).shape == (1,)
     assert len(t.weights.y) + len(t.reward.y) == len(data["train_y"])
+
+
+def test_five_node_cells_for_enas():
+    space = make_space("darts", num_intermediate=5)
+    g = zoo.get("ENAS")
+    obs = space.encode(g)
+    assert obs["op"].shape == (20,) and obs["node_kind"].shape == (14,)
+    assert space.apply(g, obs["op"]) == g
+    net = Supernet(NATPP_OPS, TINY, num_intermediate=5)
+    assert net(torch.randn(2, 3, 16, 16), g).shape == (2, 10)
+    with pytest.raises(NatrlError, match="5 are required"):
+        space.encode(zoo.get("DARTS_V2"))

@@ -169,8 +169,9 @@ def test_supernet_cli_errors(script, tmp_path, args, message):
     assert not (tmp_path / "run").exists()  # nothing is created for a run that cannot start
 
 
-def _supernet_args(data_dir, out, epochs=2):
+def _supernet_args(data_dir, out, epochs=2, nodes=4):
     return ["--space", "darts", "--reward", "supernet", "--data", str(data_dir), "--epochs", str(epochs),
+            "--intermediate-nodes", str(nodes),
             "--supernet-steps", "1", "--supernet-batch", "8", "--iters", "2", "--m", "2", "--n", "2",
             "--eval-inputs", "2", "--best-of", "2", "--seed", "5", "--out", str(out)]
 
@@ -240,22 +241,24 @@ def test_dead_shard_restarts_from_last_checkpoint(ray_session):
     shards.shutdown()
 
 
-def test_derive_on_the_darts_space(ray_session, tmp_path):
-    """Transform registry genotypes with a darts run's policy, scored by its trained supernet."""
+@pytest.mark.parametrize("nodes,names", [(4, ("DARTS_V2", "VGG")), (5, ("ENAS", "NATv2_ENAS"))])
+def test_derive_on_the_darts_space(ray_session, tmp_path, nodes, names):
+    """Transform registry genotypes with a darts run's policy, scored by its trained supernet (4-node cells,
+    and a run with 5 intermediate nodes for ENAS-like cells)."""
     from natrl import zoo
     from natrl.cells import load_genotype, parse_darts_text
     from test_datasets import make_image_folder
     make_image_folder(tmp_path / "cifar", n=20)
     run = tmp_path / "run"
-    train_natpp.main(_supernet_args(tmp_path / "cifar", run, epochs=1))
+    train_natpp.main(_supernet_args(tmp_path / "cifar", run, epochs=1, nodes=nodes))
     derive = load_script("derive")
-    records = derive.main([str(run), "DARTS_V2", "VGG", "--out", str(tmp_path / "out"), "--samples", "3"])
-    space = make_space("darts")
-    for rec, name in zip(records, ("DARTS_V2", "VGG")):
+    records = derive.main([str(run), *names, "--out", str(tmp_path / "out"), "--samples", "3"])
+    space = make_space("darts", num_intermediate=nodes)
+    for rec, name in zip(records, names):
         beta, alpha = zoo.get(name), load_genotype(tmp_path / "out" / f"{name}_derived.json")
         assert space.mask[space.encode(beta)["op"], space.encode(alpha)["op"]].all()
         assert alpha.normal.concat == beta.normal.concat  # the input's graph is kept, only ops change
         assert parse_darts_text((tmp_path / "out" / f"{name}_derived.txt").read_text()) == alpha
         assert (tmp_path / "out" / f"{name}_derived.png").read_bytes()[:4] == b"\x89PNG"
         assert set(rec["costs"]) == {"cifar10", "imagenet"} and rec["scored_on"] == "supernet"
-    assert json.loads((tmp_path / "out" / "derived.json").read_text())[0]["name"] == "DARTS_V2"
+    assert json.loads((tmp_path / "out" / "derived.json").read_text())[0]["name"] == names[0]

@@ -13,6 +13,7 @@ unaugmented validation batch score every architecture on equal terms. Scoring ru
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -68,9 +69,12 @@ class SuperCell(nn.Module):
 
 
 class Supernet(nn.Module):
-    def __init__(self, vocab, preset: SupernetPreset | str = "paper", num_classes: int = 10, stem_multiplier: int = 3):
+    def __init__(self, vocab, preset: SupernetPreset | str = "paper", num_classes: int = 10, stem_multiplier: int = 3,
+                 num_intermediate: int | None = None):
         super().__init__()
         p = PRESETS[preset] if isinstance(preset, str) else preset
+        if num_intermediate is not None:  # 5 for ENAS-like cells
+            p = dataclasses.replace(p, num_intermediate=num_intermediate)
         self.vocab, self.preset = tuple(vocab), p
         C_curr = stem_multiplier * p.C
         self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))

@@ -28,10 +28,11 @@ class SupernetTrainer:
 
     def __init__(self, vocab, data: dict, preset="tiny", batch_size: int = 64, lr: float = 0.01,
                  lr_min: float = 0.001, epochs: int = 100, momentum: float = 0.9, weight_decay: float = 3e-4,
-                 weights_frac: float = 0.4, seed: int = 0, device="cpu", shard: tuple[int, int] = (0, 1)):
+                 weights_frac: float = 0.4, seed: int = 0, device="cpu", shard: tuple[int, int] = (0, 1),
+                 num_intermediate: int = 4):
         torch.manual_seed(seed)
         self.device = torch.device(device)
-        self.net = Supernet(vocab, preset).to(self.device)
+        self.net = Supernet(vocab, preset, num_intermediate=num_intermediate).to(self.device)
         w_idx, r_idx = split_indices(len(data["train_y"]), weights_frac, seed)
         rank, world = shard  # equal, disjoint parts of the weights split, so every shard takes as many steps
         w_idx = w_idx[: len(w_idx) // world * world][rank::world]
