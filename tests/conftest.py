@@ -6,6 +6,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# decoded-data caches of the tests stay out of the user's ~/.cache
+os.environ.setdefault("NATRL_CACHE", __import__("tempfile").mkdtemp(prefix="natrl-test-cache-"))
 
 
 def run_script(script, *args, timeout=600):
