@@ -60,6 +60,7 @@ class TrainConfig:
     seed: int = 0  # seeds numpy, torch, RLlib's env runners and the evaluation
     num_gpus: int = 0  # GPUs for the learner (the tabular reward needs none)
     out: str | None = None  # run directory (default runs/<run name>)
+    tag: str = ""  # free label stored in config.json (the sweep writes its ablation name here for analysis/)
 
     @property
     def run_name(self) -> str:
@@ -319,6 +320,7 @@ def train(cfg: TrainConfig) -> Path:
             for _ in range(iters):
                 policy_update(algo, progress, cfg)
         progress.close()
+        search_seconds = round(time.time() - started, 1)  # the search cost: everything before evaluation
         module = algo.get_module()
         model_config = {**module.model_config, "space": cfg.space, "rule": cfg.rule, "holdout_frac": cfg.holdout_frac,
                         "num_intermediate": cfg.intermediate_nodes if cfg.space == "darts" else 3}
@@ -331,14 +333,17 @@ def train(cfg: TrainConfig) -> Path:
             from natrl.evaluate import evaluate_supernet, supernet_markdown
             print(f"deriving {cfg.eval_inputs} random inputs (best of {cfg.best_of} by supernet accuracy) ...", flush=True)
             results, records = evaluate_supernet(module, space, backend, cfg.eval_inputs, cfg.best_of, seed=cfg.seed)
-            results.update({"run": out.name, "seed": cfg.seed, "train_seconds": round(time.time() - started, 1)})
+            results.update({"run": out.name, "seed": cfg.seed, "search_seconds": search_seconds,
+                            "reward_evaluations": len(progress.rows) * cfg.m * cfg.n,
+                            "train_seconds": round(time.time() - started, 1)})
             md = f"# {out.name}\n\n{supernet_markdown(results)}\n"
         else:
             from natrl.evaluate import evaluate_nb201, markdown_table
             print("evaluating on held-out inputs ...", flush=True)
             results, records = evaluate_nb201(module, space, table, seed=cfg.seed, best_of=cfg.best_of, report=report)
             results.update({"run": out.name, "seed": cfg.seed, "reward_table": table.name,
-                            "report_table": report.name if report else None,
+                            "report_table": report.name if report else None, "search_seconds": search_seconds,
+                            "reward_evaluations": len(progress.rows) * cfg.m * cfg.n,
                             "train_seconds": round(time.time() - started, 1)})
             md = (f"# {out.name}\n\n{cfg.rule} on {cfg.space}, policy {cfg.policy}, seed {cfg.seed}, {cfg.iters} updates "
                   f"of m={cfg.m} x n={cfg.n}, lambda={cfg.lam}. Mean accuracy gain (points) over {results['num_inputs']} "

@@ -10,6 +10,7 @@ Counting uses forward hooks on a single forward pass, so what is counted is exac
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -76,3 +77,24 @@ def genotype_cost(genotype: Genotype, dataset: str = "cifar10", **net_kwargs) ->
     """Params and MAdds of the papers' evaluation network for ``genotype`` on ``dataset``."""
     resolution, _ = DATASETS[dataset]
     return network_cost(build_network(genotype, dataset, **net_kwargs), resolution)
+
+
+@functools.lru_cache(maxsize=4)
+def nb201_op_costs(dataset: str = "cifar10") -> tuple[Cost, dict[str, Cost]]:
+    """The NAS-Bench-201 network's cost with every edge ``none``, and what each op adds on one edge.
+    Every edge of every cell holds the same op and ops do not depend on the edge's position, so a cell's cost
+    is the base plus one term per edge (exact; tests compare with the full count)."""
+    from natrl.cells import nb201_cell
+    from natrl.ops import NB201_OPS
+    base = genotype_cost(nb201_cell(["none"] * 6), dataset)
+    extra = {}
+    for op in NB201_OPS:
+        c = genotype_cost(nb201_cell([op] + ["none"] * 5), dataset)
+        extra[op] = Cost(c.params - base.params, c.madds - base.madds)
+    return base, extra
+
+
+def nb201_cost(ops, dataset: str = "cifar10") -> Cost:
+    """Params and MAdds of the NAS-Bench-201 network whose cell has ``ops`` on its 6 edges."""
+    base, extra = nb201_op_costs(dataset)
+    return Cost(base.params + sum(extra[o].params for o in ops), base.madds + sum(extra[o].madds for o in ops))

@@ -50,17 +50,19 @@ class _ArrayUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
 
 
-def _read_pickle_batch(path: Path):
+def _read_pickle_batch(path: Path, label_key: bytes = b"labels"):
     try:
         with open(path, "rb") as f:
             d = _ArrayUnpickler(f, encoding="bytes").load()
         data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return data, np.asarray(d[b"labels"], dtype=np.int64)
+        return data, np.asarray(d[label_key], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, OSError) as e:
         raise NatrlError(f"{path} is not a CIFAR-10 python batch ({e.__class__.__name__}: {e}); expected {LAYOUTS}") from None
 
 
-def _read_pickle_layout(folder: Path):
+def _read_pickle_layout(folder: Path, dataset: str = "cifar10"):
+    if dataset == "cifar100":  # cifar-100-python/{train,test}, fine (100-class) labels
+        return (*_read_pickle_batch(folder / "train", b"fine_labels"), *_read_pickle_batch(folder / "test", b"fine_labels"))
     train = [_read_pickle_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
     test = _read_pickle_batch(folder / "test_batch")
     return (np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train]), *test)
@@ -77,46 +79,53 @@ def _decode(blob: bytes, name: str) -> np.ndarray:
     return img
 
 
-def _collect(items, source: str):
-    """items: iterable of (relative path parts, bytes loader). Returns x/y for train and test."""
+def _collect(items, source: str, dataset: str = "cifar10"):
+    """items: iterable of (relative path parts, bytes loader). Returns x/y for train and test.
+    CIFAR-10 labels follow CIFAR's class order; other sets number their class folders in sorted order."""
     out = {"train": ([], []), "test": ([], [])}
+    items = [(parts, load) for parts, load in items if len(parts) >= 3 and parts[-3] in out]
+    classes = CLASSES if dataset == "cifar10" else sorted({parts[-2] for parts, _ in items if parts[-3] == "train"})
     for parts, load in items:
         split, cls = parts[-3], parts[-2]
-        if split not in out or cls not in CLASSES:
+        if cls not in classes:
             continue
         out[split][0].append(_decode(load(), "/".join(parts)))
-        out[split][1].append(CLASSES.index(cls))
+        out[split][1].append(classes.index(cls))
     if not out["train"][0] or not out["test"][0]:
         raise NatrlError(f"{source} has no train/<class>/*.jpg and test/<class>/*.jpg images; expected {LAYOUTS}")
     return tuple(np.stack(v) if i == 0 else np.asarray(v, dtype=np.int64)
                  for split in ("train", "test") for i, v in enumerate(out[split]))
 
 
-def _read_image_folder(root: Path):
+def _read_image_folder(root: Path, dataset: str = "cifar10"):
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return _collect(((p.relative_to(root).parts, p.read_bytes) for p in files), str(root))
+    return _collect(((p.relative_to(root).parts, p.read_bytes) for p in files), str(root), dataset)
 
 
-def _read_tarball(path: Path):
+def _read_tarball(path: Path, dataset: str = "cifar10"):
     try:
         with tarfile.open(path) as tar:
             members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES)),
                              key=lambda m: m.name)
             return _collect(((tuple(m.name.split("/")), lambda m=m: tar.extractfile(m).read()) for m in members),
-                            str(path))
+                            str(path), dataset)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise NatrlError(f"cannot read tarball {path} ({e.__class__.__name__}); expected {LAYOUTS}") from None
 
 
-def _source(root: Path) -> tuple[str, Path]:
+def _source(root: Path, dataset: str = "cifar10") -> tuple[str, Path]:
     if root.is_file() and root.name.endswith((".tar.gz", ".tgz", ".tar")):
         return "tar", root
     if root.is_dir():
-        for folder in (root / "cifar-10-batches-py", root):
-            if (folder / "data_batch_1").exists():
+        folder_name, first = ("cifar-100-python", "train") if dataset == "cifar100" else ("cifar-10-batches-py", "data_batch_1")
+        for folder in (root / folder_name, root):
+            if (folder / first).is_file():
                 return "pickle", folder
         if (root / "train").is_dir() and (root / "test").is_dir():
             return "images", root
+    if dataset == "cifar100":
+        raise NatrlError(f"no CIFAR-100 data at {root}; expected cifar-100-python/{{train,test}} (python pickle), "
+                         "train|test/<class>/*.png (image folder) or a .tar.gz of that folder")
     raise NatrlError(f"no CIFAR-10 data at {root}; expected {LAYOUTS} (e.g. --data ../shared/data/cifar10_jpg.tar.gz)")
 
 
@@ -124,17 +133,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NATRL_CACHE", Path.home() / ".cache" / "natrl"))
 
 
-def load_cifar10(root, cache: bool = True) -> dict[str, np.ndarray]:
-    """{"train_x": uint8 [N, 32, 32, 3], "train_y": int64 [N], "test_x", "test_y"} from any accepted layout."""
-    kind, path = _source(Path(root).expanduser())
+def load_cifar10(root, cache: bool = True, dataset: str = "cifar10") -> dict[str, np.ndarray]:
+    """{"train_x": uint8 [N, 32, 32, 3], "train_y": int64 [N], "test_x", "test_y"} from any accepted layout.
+    ``dataset="cifar100"`` reads CIFAR-100 the same way (cifar-100-python/{train,test}, or 100 class folders)."""
+    kind, path = _source(Path(root).expanduser(), dataset)
     stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{kind}".encode()).hexdigest()[:16]
-    cached = cache_dir() / f"cifar10-{key}.npz"
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{kind}|{dataset}".encode()).hexdigest()[:16]
+    cached = cache_dir() / f"{dataset}-{key}.npz"
     if cache and cached.exists():
         with np.load(cached, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     reader = {"pickle": _read_pickle_layout, "images": _read_image_folder, "tar": _read_tarball}[kind]
-    train_x, train_y, test_x, test_y = reader(path)
+    train_x, train_y, test_x, test_y = reader(path, dataset)
     arrays = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
     if cache:
         try:
