@@ -35,8 +35,9 @@ def table_models(frame: pd.DataFrame, table: int):
     if len(runs):
         import json
         labels = [json.loads((Path(p) / "results.json").read_text()) for p in runs["path"]]
-        runs = runs.assign(model=[r["model"] for r in labels], method=[r["method"] for r in labels],
-                           ds=[r["dataset"] for r in labels])
+        runs = runs.assign(**{k: [r[key] for r in labels] for k, key in (
+            ("model", "model"), ("method", "method"), ("ds", "dataset"), ("epochs", "epochs"), ("layers", "layers"),
+            ("channels", "channels"))})
         runs = runs[runs["model"].isin(models)]
     runs = require(runs, f"train_eval.py runs of Table {table}'s models ({', '.join(models)})",
                    f"python experiments/train_eval.py --arch {'NATv2_VGG' if table == 1 else 'NATv2_DARTS'} --data DATA")

@@ -189,7 +189,7 @@ def write_trials_csv(sweep_dir: Path, result_grid) -> Path:
     frame = pd.DataFrame(rows).drop(columns=["config", "trial_id", "done", "training_iteration", "date",
                                              "timestamp", "time_this_iter_s", "time_total_s", "pid", "hostname",
                                              "node_ip", "time_since_restore", "iterations_since_restore",
-                                             "checkpoint_dir_name"], errors="ignore")
+                                             "checkpoint_dir_name", "experiment_tag"], errors="ignore")
     path = sweep_dir / "trials.csv"
     frame.sort_values(["ablation", "trial"]).to_csv(path, index=False)
     return path

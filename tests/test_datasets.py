@@ -155,3 +155,28 @@ def test_cutout_zeroes_a_square():
 
     extra = blank_pixels(8) - blank_pixels(0)
     assert (extra > 0).all() and (extra <= 9 * 9).all()
+
+
+def test_cifar100_pickle_layout_and_class_folders(tmp_path, cache):
+    folder = tmp_path / "c100" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    arrays = {}
+    for i, name in enumerate(("train", "test")):
+        rng = np.random.default_rng(i)
+        x, y = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8), rng.integers(0, 100, 6)
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": x.transpose(0, 3, 1, 2).reshape(6, -1), b"fine_labels": y.tolist(),
+                         b"coarse_labels": (y // 5).tolist()}, f)
+        arrays[name] = (x, y)
+    d = load_cifar10(tmp_path / "c100", dataset="cifar100")
+    np.testing.assert_array_equal(d["train_x"], arrays["train"][0])
+    np.testing.assert_array_equal(d["test_y"], arrays["test"][1])  # fine labels, not coarse
+    # image folders of other data sets number their classes in sorted folder order
+    for split in ("train", "test"):
+        for cls in ("zebra", "apple"):
+            (tmp_path / "imgs" / split / cls).mkdir(parents=True)
+            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "imgs" / split / cls / "0.png")
+    d = load_cifar10(tmp_path / "imgs", dataset="cifar100")
+    assert d["train_y"].tolist() == [0, 1]  # apple, zebra
+    with pytest.raises(NatrlError, match="no CIFAR-100 data at"):
+        load_cifar10(tmp_path / "nothing", dataset="cifar100")
