@@ -1,0 +1,1 @@
+"""ITNAS: inter-layer transition search (annealed Gumbel softmax, transition matrices, TIEP)."""
