@@ -8,6 +8,7 @@ Run:
                                                                                  # gumbel+transition, itnas
     python experiments/search_itnas.py --ablation --seeds 3 --space nb201 --data DATA --preset tiny --out sweeps/itnas
     python experiments/search_itnas.py --resume runs/RUN_DIR                     # continue a killed search
+    python experiments/search_itnas.py --resume sweeps/itnas                     # or a killed --ablation sweep
 
 Variants (ITNAS Table 2): darts = all three off (softmax, independent alphas, top-2 pruning); gumbel = annealed
 Gumbel softmax (tau 5 -> 0.5); gumbel+transition = + transition matrices P and attention beta on inner edges;
@@ -285,7 +286,9 @@ def ablation_table(sweep_dir: Path) -> str:
     return md
 
 
-def ablation(cfg: SearchConfig) -> Path:
+def ablation(cfg: SearchConfig, restore: Path | None = None) -> Path:
+    """The Table 2 sweep; ``restore``: an interrupted sweep directory, whose unfinished or failed searches are
+    run again (each continuing from its own last epoch checkpoint)."""
     import ray
     from ray import tune
 
@@ -293,8 +296,11 @@ def ablation(cfg: SearchConfig) -> Path:
     quiet_ray_logs()
     from natrl.datasets import load_cifar10
     load_cifar10(cfg.data)  # a bad --data fails here, not in every trial
-    sweep_dir = create_run_dir(Path(cfg.out or Path("sweeps") / f"itnas-{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"),
-                               cfg).resolve()
+    if restore is None:
+        sweep_dir = create_run_dir(Path(cfg.out or Path("sweeps") / f"itnas-{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"),
+                                   cfg).resolve()
+    else:
+        sweep_dir = restore.resolve()
     print(f"sweep directory: {sweep_dir}\n{len(VARIANTS) * cfg.seeds} searches: {', '.join(VARIANTS)} x {cfg.seeds} seeds",
           flush=True)
     if not ray.is_initialized():
@@ -302,11 +308,14 @@ def ablation(cfg: SearchConfig) -> Path:
                  log_to_driver=False, object_store_memory=256 * 1024 ** 2, configure_logging=False)
     base = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("variant", "seed", "out", "resume")}
     trainable = tune.with_resources(ablation_trial, {"cpu": 1, "gpu": 1 if cfg.num_gpus else 0})
-    tuner = tune.Tuner(trainable, param_space={
-        "variant": tune.grid_search(list(VARIANTS)), "seed": tune.grid_search(list(range(cfg.seeds))),
-        "base": base, "sweep_dir": str(sweep_dir), "script": str(Path(__file__).resolve())},
-        tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: f"{t.config['variant']}-s{t.config['seed']}"),
-        run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1))
+    if restore is not None:
+        tuner = tune.Tuner.restore(str(sweep_dir / "tune"), trainable=trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(trainable, param_space={
+            "variant": tune.grid_search(list(VARIANTS)), "seed": tune.grid_search(list(range(cfg.seeds))),
+            "base": base, "sweep_dir": str(sweep_dir), "script": str(Path(__file__).resolve())},
+            tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: f"{t.config['variant']}-s{t.config['seed']}"),
+            run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1))
     grid = tuner.fit()
     errors = sum(1 for r in grid if r.error)
     print(ablation_table(sweep_dir))
@@ -319,6 +328,8 @@ def ablation(cfg: SearchConfig) -> Path:
 @cli_entry
 def main(argv=None):
     cfg = parse_args(argv)
+    if cfg.resume and (Path(cfg.resume) / "tune").is_dir():  # an --ablation sweep directory
+        return ablation(resume_config(cfg.resume), restore=Path(cfg.resume))
     if cfg.resume:
         return search(resume_config(cfg.resume))
     return ablation(cfg) if cfg.ablation else search(cfg)

@@ -146,3 +146,15 @@ def test_nb201_cost_decomposition_is_exact():
     for _ in range(4):
         ops = list(rng.choice(NB201_OPS, 6))
         assert nb201_cost(ops) == genotype_cost(nb201_cell(ops))
+
+
+def test_fig5_cells_published_and_nb201(tmp_path, script):
+    r = script("analysis/fig5_cells.py", "--rows", "DARTS_V2 NAT_DARTS NATv2_DARTS", "--reduce", "--out", tmp_path / "a")
+    assert r.returncode == 0 and "(1 rows)" in r.stdout and (tmp_path / "a" / "fig5.png").stat().st_size > 0
+    beta = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    rec = [{"input": beta, "input_acc": 90.0, "policy (best of 10)": {"arch_str": beta, "acc": 90.0}}]
+    runs = [fake_run(tmp_path, name, {}, nb201_results(0.0), rec) for name in ("nat", "natpp")]
+    r = script("analysis/fig5_cells.py", "--nb201", *runs, "--out", tmp_path / "b")
+    assert r.returncode == 0 and "(1 rows)" in r.stdout
+    r = script("analysis/fig5_cells.py", "--rows", "NoSuchNet", "--out", tmp_path / "c")
+    assert r.returncode == 2 and "NoSuchNet" in r.stderr and "Traceback" not in r.stderr
