@@ -66,6 +66,7 @@ class SearchConfig:
     out: str | None = None  # run directory (default runs/itnas-<space>-<variant>-s<seed>-<time>)
     resume: str | None = None  # run directory of a killed search to continue
     ablation: bool = False  # run every variant x --seeds as a Ray Tune sweep into --out
+    variants: str = "darts,gumbel,gumbel+transition,itnas"  # --ablation: comma-separated variants to run
     seeds: int = 3  # --ablation: seeds 0 .. seeds-1
 
     def resolved(self) -> SearchConfig:
@@ -108,6 +109,8 @@ def parse_args(argv) -> SearchConfig:
         import torch
         if not torch.cuda.is_available():
             raise NatrlError("--num-gpus 1 but no CUDA device is visible; use --num-gpus 0 to search on CPU")
+    if any(v not in VARIANTS for v in cfg.variants.split(",")):
+        raise NatrlError(f"--variants {cfg.variants!r}: choose from {', '.join(VARIANTS)}, separated by commas")
     if cfg.space == "darts" and (cfg.table or cfg.report_table):
         raise NatrlError("--table and --report-table apply to --space nb201 only")
     return cfg
@@ -215,6 +218,13 @@ def search(cfg: SearchConfig) -> Path:
         results[f"{key}_acc"] = float(table.score([g])[0])
         results[f"{key}_best"] = float(acc.max())
         results[f"{key}_percentile"] = float((acc < results[f"{key}_acc"]).mean() * 100)
+    if srch.s.transition:  # the same search read both ways: TIEP vs DARTS' top-2 (Table 2's last two rows)
+        results["derivations"] = {}
+        for name, tiep in (("top2", False), ("tiep", True)):
+            gd = srch.derive(tiep=tiep)
+            d = {"genotype_text": describe(gd), "params_M": round(genotype_cost(gd).params_m, 4)}
+            d.update({f"{key}_acc": float(table.score([gd])[0]) for key, table in tables.items()})
+            results["derivations"][name] = d
     write_json(out / "results.json", results)
     msg = f"found: {results['genotype_text']}\n  {cost.params_m:.3f}M params, {cost.madds_m:.1f}M MAdds"
     for key in tables:
@@ -258,6 +268,11 @@ def ablation_table(sweep_dir: Path) -> str:
         rows.append(json.loads(res_path.read_text()))
     if not rows:
         raise NatrlError(f"no finished searches under {sweep_dir / 'runs'}")
+    shared = not any(r["variant"] == "gumbel+transition" for r in rows)
+    if shared:
+        # gumbel+transition trains exactly as itnas (TIEP only changes the derivation): read those searches' top-2
+        rows += [{**r, **r["derivations"]["top2"], "variant": "gumbel+transition"} for r in list(rows)
+                 if r["variant"] == "itnas" and "derivations" in r]
     frame = pd.DataFrame(rows)
     lines, table = [], []
     metrics = [m for m in ("reward_acc", "report_acc") if m in frame]
@@ -281,7 +296,9 @@ def ablation_table(sweep_dir: Path) -> str:
     lines = ["| " + " | ".join(names.get(c, c) for c in cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in table]
     md = ("ITNAS Table 2 ablation: mean ± std over seeds of the found cells"
-          + ("' true accuracies in the NAS-Bench-201 table(s)" if metrics else "' costs") + ".\n\n" + "\n".join(lines) + "\n")
+          + ("' true accuracies in the NAS-Bench-201 table(s)" if metrics else "' costs") + ".\n\n" + "\n".join(lines) + "\n"
+          + ("\ngumbel+transition = the itnas searches read with DARTS' top-2 instead of TIEP (training is identical).\n"
+             if shared and "gumbel+transition" in set(frame["variant"]) else ""))
     (sweep_dir / "ablation.md").write_text(md)
     return md
 
@@ -301,7 +318,7 @@ def ablation(cfg: SearchConfig, restore: Path | None = None) -> Path:
                                    cfg).resolve()
     else:
         sweep_dir = restore.resolve()
-    print(f"sweep directory: {sweep_dir}\n{len(VARIANTS) * cfg.seeds} searches: {', '.join(VARIANTS)} x {cfg.seeds} seeds",
+    print(f"sweep directory: {sweep_dir}\n{len(cfg.variants.split(',')) * cfg.seeds} searches: {cfg.variants} x {cfg.seeds} seeds",
           flush=True)
     if not ray.is_initialized():
         ray.init(num_cpus=max(2, os.cpu_count() or 2), num_gpus=cfg.num_gpus, include_dashboard=False,
@@ -312,7 +329,7 @@ def ablation(cfg: SearchConfig, restore: Path | None = None) -> Path:
         tuner = tune.Tuner.restore(str(sweep_dir / "tune"), trainable=trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(trainable, param_space={
-            "variant": tune.grid_search(list(VARIANTS)), "seed": tune.grid_search(list(range(cfg.seeds))),
+            "variant": tune.grid_search(cfg.variants.split(",")), "seed": tune.grid_search(list(range(cfg.seeds))),
             "base": base, "sweep_dir": str(sweep_dir), "script": str(Path(__file__).resolve())},
             tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: f"{t.config['variant']}-s{t.config['seed']}"),
             run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1))

@@ -199,3 +199,16 @@ def test_search_cli_errors(script, tmp_path, args, message):
     r = script("experiments/search_itnas.py", *args, "--out", tmp_path / "run")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_ablation_table_reads_top2_rows_from_itnas_searches(tmp_path):
+    si = load_script("search_itnas")
+    d = tmp_path / "runs" / "itnas-s0"
+    d.mkdir(parents=True)
+    (d / "results.json").write_text(json.dumps({
+        "variant": "itnas", "seed": 0, "reward_acc": 91.0, "params_M": 0.5, "genotype_text": "|t|",
+        "derivations": {"top2": {"reward_acc": 88.0, "params_M": 0.4, "genotype_text": "|k|"},
+                        "tiep": {"reward_acc": 91.0, "params_M": 0.5, "genotype_text": "|t|"}}}))
+    md = si.ablation_table(tmp_path)
+    assert "| gumbel+transition | ✓ | ✓ | ✗ | 88.00 ± 0.00 | 0.400 ± 0.000 | 0 |" in md
+    assert "| itnas | ✓ | ✓ | ✓ | 91.00 ± 0.00 |" in md and "read with DARTS' top-2" in md
