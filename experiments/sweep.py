@@ -20,7 +20,9 @@ at a time. Everything lands in one directory (default sweeps/<name>): sweep.json
 runs/<ablation>/<trial>/ (each a complete train_natpp run directory), trials.csv (one row per trial), and tune/
 (Tune's state, which --resume restores). The analysis/ scripts read these directories.
 
-Expected (NB201, 3 seeds, --iters 300, 2 cores): the 114 trials take about an hour; README shows the tables.
+Expected (NB201, 2 cores): a trial takes 1-2 minutes (training + held-out evaluation), two run at a time; the lam
+grid (30 trials, 400 updates) took about an hour beside other work, the rest (90 trials, 200 updates) about 70
+minutes. README shows the resulting tables and how far the papers' trends hold.
 """
 from __future__ import annotations
 
