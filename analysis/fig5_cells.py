@@ -25,16 +25,10 @@ DEFAULT_ROWS = [f"{m} NAT_{m} NATv2_{m}" for m in ("VGG", "ResBlock", "DARTS", "
 
 
 def resolve_any(spec: str):
-    """(label, genotype) of a registry name, JSON file, Genotype(...) text or arch_str."""
-    from natrl.cells import from_arch_str, load_genotype, parse_darts_text
+    """(panel title, genotype) of anything ``zoo.resolve`` reads; arch_str titles are shortened to 'cell'."""
     from natrl.zoo import resolve
-    if spec.endswith(".json"):
-        return Path(spec).stem, load_genotype(spec)
-    if spec.startswith("Genotype("):
-        return "Genotype", parse_darts_text(spec)
-    if spec.startswith("|"):
-        return "cell", from_arch_str(spec)
-    return resolve(spec)
+    name, genotype = resolve(spec)
+    return ("cell" if name.startswith("|") else name), genotype
 
 
 def nb201_panels(nat_run: str, natpp_run: str, k: int, seed: int = 0):

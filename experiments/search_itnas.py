@@ -117,32 +117,20 @@ def parse_args(argv) -> SearchConfig:
 
 
 def resume_config(run_dir: str) -> SearchConfig:
-    path = Path(run_dir) / "config.json"
-    try:
-        saved = json.loads(path.read_text())["config"]
-        return SearchConfig(**{**saved, "resume": str(run_dir), "out": str(run_dir)})
-    except FileNotFoundError:
-        raise NatrlError(f"{path} does not exist; --resume takes a run directory of search_itnas.py") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise NatrlError(f"{path} is not a search_itnas.py config ({e.__class__.__name__})") from None
+    from natrl.rundir import resume_config as load
+    return load(run_dir, SearchConfig, "search_itnas.py")
 
 
 def save_checkpoint(out: Path, state: dict):
-    import torch
-    torch.save(state, out / "checkpoint.pt.tmp")
-    os.replace(out / "checkpoint.pt.tmp", out / "checkpoint.pt")  # a kill mid-write keeps the previous one
+    from natrl.rundir import save_checkpoint_file
+    save_checkpoint_file(out / "checkpoint.pt", state)
 
 
 def load_checkpoint(out: Path) -> dict:
-    import torch
-    path = out / "checkpoint.pt"
-    if not path.exists():
+    from natrl.rundir import read_checkpoint_file
+    if not (out / "checkpoint.pt").exists():
         raise NatrlError(f"{out} has no checkpoint.pt to resume (it is written after each epoch)")
-    try:
-        return torch.load(path, weights_only=True)
-    except Exception as e:
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
-        raise NatrlError(f"cannot read checkpoint {path} ({reason}); the search cannot be resumed from it") from None
+    return read_checkpoint_file(out / "checkpoint.pt", "the search")
 
 
 def describe(g) -> str:
@@ -262,7 +250,7 @@ def ablation_table(sweep_dir: Path) -> str:
     """ITNAS Table 2 from the runs under ``sweep_dir``: mean ± std over seeds per variant."""
     import pandas as pd
 
-    from natrl.results import mean_std, pm
+    from natrl.results import markdown, mean_std, pm
     rows = []
     for res_path in sorted((sweep_dir / "runs").glob("*/results.json")):
         rows.append(json.loads(res_path.read_text()))
@@ -274,7 +262,7 @@ def ablation_table(sweep_dir: Path) -> str:
         rows += [{**r, **r["derivations"]["top2"], "variant": "gumbel+transition"} for r in list(rows)
                  if r["variant"] == "itnas" and "derivations" in r]
     frame = pd.DataFrame(rows)
-    lines, table = [], []
+    table = []
     metrics = [m for m in ("reward_acc", "report_acc") if m in frame]
     for variant in VARIANTS:
         g = frame[frame["variant"] == variant]
@@ -293,10 +281,9 @@ def ablation_table(sweep_dir: Path) -> str:
     shown.to_csv(sweep_dir / "ablation.csv", index=False)
     names = {"reward_acc": "NB201 accuracy (analog-nasbench) %", "report_acc": "NB201 accuracy (official valid) %"}
     cols = ["variant", "Gumbel", "Transition", "TIEP", *metrics, "params (M)", "seeds"]
-    lines = ["| " + " | ".join(names.get(c, c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in table]
     md = ("ITNAS Table 2 ablation: mean ± std over seeds of the found cells"
-          + ("' true accuracies in the NAS-Bench-201 table(s)" if metrics else "' costs") + ".\n\n" + "\n".join(lines) + "\n"
+          + ("' true accuracies in the NAS-Bench-201 table(s)" if metrics else "' costs") + ".\n\n"
+          + markdown(shown[cols].rename(columns=names)) + "\n"
           + ("\ngumbel+transition = the itnas searches read with DARTS' top-2 instead of TIEP (training is identical).\n"
              if shared and "gumbel+transition" in set(frame["variant"]) else ""))
     (sweep_dir / "ablation.md").write_text(md)

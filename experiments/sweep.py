@@ -168,17 +168,11 @@ def run_trial(config: dict):
 
 
 def metrics_of(run_dir: Path) -> dict:
-    """The few numbers Tune shows and trials.csv keeps; analysis/ reads the full results.json."""
+    """The headline numbers of a trial (natrl.results reads the same ones for the tables)."""
+    from natrl.results import headline_metrics, result_kind
     res = json.loads((run_dir / "results.json").read_text())
-    out = {"run_dir": str(run_dir), "search_seconds": res.get("search_seconds")}
-    if "rows" in res:  # NB201 tabular
-        rows = res["rows"]
-        out.update({"gain_sample": rows["policy (1 sample)"]["reward"]["mean"],
-                    "gain_argmax": rows["policy (argmax)"]["reward"]["mean"],
-                    "optimum_fraction": res["optimum_fraction"]["reward"]})
-    else:  # supernet proxy
-        out.update({"gain_best_of": res["gain"]["mean"], "madds_derived": res["madds_M_derived"]["mean"]})
-    return out
+    return {"run_dir": str(run_dir), "search_seconds": res.get("search_seconds"),
+            **headline_metrics(result_kind(res), res)}
 
 
 def write_trials_csv(sweep_dir: Path, result_grid) -> Path:

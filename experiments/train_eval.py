@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -118,18 +117,10 @@ def parse_args(argv) -> EvalConfig:
 
 
 def load_arch(spec: str):
-    """(name, genotype) of ``--arch``."""
-    from natrl.cells import from_arch_str, load_genotype, parse_darts_text
-    from natrl.zoo import names, resolve
-    if spec.endswith(".json"):
-        return Path(spec).stem, load_genotype(spec)
-    if spec.startswith("Genotype("):
-        return "custom", parse_darts_text(spec)
-    if spec.startswith("|"):
-        return "nb201", from_arch_str(spec)
-    if spec in names() or os.path.sep not in spec:
-        return resolve(spec)
-    raise NatrlError(f"--arch {spec!r} is not a registry name, a .json genotype, a Genotype(...) text or an arch_str")
+    """(short name for the run, genotype) of ``--arch`` (anything ``zoo.resolve`` reads)."""
+    from natrl.zoo import resolve
+    name, genotype = resolve(spec)
+    return ("nb201" if spec.strip().startswith("|") else "custom" if name == "Genotype(...)" else name), genotype
 
 
 class CifarData:
@@ -201,36 +192,18 @@ class ImageNetData:
 
 
 def save_checkpoint(out: Path, state: dict):
-    import torch
-    tmp = out / "checkpoint.pt.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, out / "checkpoint.pt")  # a kill mid-write leaves the previous checkpoint intact
+    from natrl.rundir import save_checkpoint_file
+    save_checkpoint_file(out / "checkpoint.pt", state)
 
 
 def load_checkpoint(out: Path) -> dict | None:
-    import torch
-    path = out / "checkpoint.pt"
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, weights_only=True)
-    except Exception as e:
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
-        raise NatrlError(f"cannot read checkpoint {path} ({reason}); the run cannot be resumed from it") from None
+    from natrl.rundir import read_checkpoint_file
+    return read_checkpoint_file(out / "checkpoint.pt") if (out / "checkpoint.pt").exists() else None
 
 
 def resume_config(run_dir: str) -> EvalConfig:
-    path = Path(run_dir) / "config.json"
-    try:
-        saved = json.loads(path.read_text())["config"]
-    except FileNotFoundError:
-        raise NatrlError(f"{path} does not exist; --resume takes a run directory of train_eval.py") from None
-    except (json.JSONDecodeError, KeyError) as e:
-        raise NatrlError(f"{path} is not a run config ({e.__class__.__name__})") from None
-    try:
-        return EvalConfig(**{**saved, "resume": str(run_dir), "out": str(run_dir)})
-    except TypeError:
-        raise NatrlError(f"{path} is not a train_eval.py config; --resume takes a run directory of train_eval.py") from None
+    from natrl.rundir import resume_config as load
+    return load(run_dir, EvalConfig, "train_eval.py")
 
 
 def evaluate(net, batches) -> float:
@@ -257,6 +230,9 @@ def train(cfg: EvalConfig) -> Path:
     name, genotype = load_arch(cfg.arch)
     device = torch.device("cuda" if cfg.num_gpus else "cpu")
     data = (ImageNetData if cfg.dataset == "imagenet" else CifarData)(cfg, device)  # fails before any file is written
+    resolution, num_classes = DATASETS[cfg.dataset]
+    if cfg.dataset != "imagenet" and data.num_classes > num_classes:
+        raise NatrlError(f"the data has {data.num_classes} classes, {cfg.dataset} has {num_classes}; check --dataset")
     if cfg.resume:
         out = Path(cfg.resume)
         ckpt = load_checkpoint(out)
@@ -267,9 +243,6 @@ def train(cfg: EvalConfig) -> Path:
         out, ckpt = create_run_dir(Path(cfg.out or Path("runs") / run), cfg), None
     print(f"run directory: {out}", flush=True)
     seed_everything(cfg.seed)
-    resolution, num_classes = DATASETS[cfg.dataset]
-    if cfg.dataset != "imagenet" and data.num_classes > num_classes:
-        raise NatrlError(f"the data has {data.num_classes} classes, {cfg.dataset} has {num_classes}; check --dataset")
     aux = cfg.auxiliary_weight > 0 and genotype.space != "nb201"
     net = build_network(genotype, cfg.dataset, C=cfg.channels, layers=cfg.layers, auxiliary=aux)
     cost = network_cost(net, resolution)  # costs of the network as built (aux head excluded)

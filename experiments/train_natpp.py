@@ -221,28 +221,16 @@ def save_checkpoint(out: Path, epoch: int, algo, backend, rng, rows):
 
 
 def load_checkpoint(out: Path):
-    import torch
+    from natrl.rundir import read_checkpoint_file
     for d in (out / "resume", out / "resume.old"):  # resume.old survives a kill between the two renames
         if (d / "state.pt").exists():
-            try:
-                return d, torch.load(d / "state.pt", weights_only=True)
-            except Exception as e:
-                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
-                raise NatrlError(f"cannot read checkpoint {d / 'state.pt'} ({reason}); "
-                                 "the run cannot be resumed from it") from None
+            return d, read_checkpoint_file(d / "state.pt")
     raise NatrlError(f"{out} has no checkpoint to resume (checkpoints are written after each supernet epoch)")
 
 
 def resume_config(run_dir: str) -> TrainConfig:
-    import json
-    path = Path(run_dir) / "config.json"
-    try:
-        saved = json.loads(path.read_text())["config"]
-    except FileNotFoundError:
-        raise NatrlError(f"{path} does not exist; --resume takes a run directory of train_natpp.py") from None
-    except (json.JSONDecodeError, KeyError) as e:
-        raise NatrlError(f"{path} is not a run config ({e.__class__.__name__})") from None
-    return TrainConfig(**{**saved, "resume": str(run_dir), "out": str(run_dir)})
+    from natrl.rundir import resume_config as load
+    return load(run_dir, TrainConfig, "train_natpp.py")
 
 
 def train(cfg: TrainConfig) -> Path:

@@ -23,7 +23,8 @@ SOURCES = {  # results kind -> how its accuracy was measured
 }
 
 
-def _kind(results: dict) -> str:
+def result_kind(results: dict) -> str:
+    """nb201, supernet, scratch (train_eval) or unknown: what produced a results.json."""
     if results.get("kind") == "train_eval":
         return "scratch"
     if "rows" in results:
@@ -33,7 +34,8 @@ def _kind(results: dict) -> str:
     return "unknown"
 
 
-def _flat_metrics(kind: str, res: dict) -> dict:
+def headline_metrics(kind: str, res: dict) -> dict:
+    """The numbers tables are made of, flat, from a results.json of kind ``kind``."""
     if kind == "nb201":
         rows = res["rows"]
         best = next(k for k in rows if k.startswith("policy (best of"))
@@ -74,10 +76,10 @@ def load_runs(paths) -> pd.DataFrame:
             except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
                 raise NatrlError(f"{run} has an unreadable config.json/results.json ({e.__class__.__name__}); "
                                  "remove or repair that run") from None
-            kind = _kind(res)
+            kind = result_kind(res)
             row = {**cfg, "kind": kind, "source": SOURCES.get(kind, kind), "run": run.name, "path": str(run),
                    "search_seconds": res.get("search_seconds"), "reward_evaluations": res.get("reward_evaluations")}
-            row.update(_flat_metrics(kind, res))
+            row.update(headline_metrics(kind, res))
             rows.append(row)
     return pd.DataFrame(rows)
 

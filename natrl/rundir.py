@@ -77,3 +77,34 @@ def quiet_ray_logs():
     import logging
     for name in ("ray._common.deprecation", "ray.tune.utils.util", "ray.rllib.algorithms.algorithm_config"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def resume_config(run_dir, config_cls, script: str):
+    """The ``config_cls`` a run directory was started with, set to resume into that directory."""
+    path = Path(run_dir) / "config.json"
+    try:
+        saved = json.loads(path.read_text())["config"]
+        return config_cls(**{**saved, "resume": str(run_dir), "out": str(run_dir)})
+    except FileNotFoundError:
+        raise NatrlError(f"{path} does not exist; --resume takes a run directory of {script}") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise NatrlError(f"{path} is not a {script} run config ({e.__class__.__name__}); "
+                         f"--resume takes a run directory of {script}") from None
+
+
+def save_checkpoint_file(path: Path, state: dict):
+    """torch.save to ``path`` through a temporary file: a kill mid-write keeps the previous checkpoint."""
+    import torch
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
+    """torch.load(weights_only=True), or a one-line error saying the checkpoint cannot be resumed from."""
+    import torch
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as e:  # torch raises many types for a truncated or foreign file
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
+        raise NatrlError(f"cannot read checkpoint {path} ({reason}); {what} cannot be resumed from it") from None

@@ -212,3 +212,21 @@ def test_ablation_table_reads_top2_rows_from_itnas_searches(tmp_path):
     md = si.ablation_table(tmp_path)
     assert "| gumbel+transition | ✓ | ✓ | ✗ | 88.00 ± 0.00 | 0.400 ± 0.000 | 0 |" in md
     assert "| itnas | ✓ | ✓ | ✓ | 91.00 ± 0.00 |" in md and "read with DARTS' top-2" in md
+
+
+def test_ablation_sweep_runs_in_tune_and_resumes(tmp_path, script):
+    from test_datasets import make_image_folder
+    make_image_folder(tmp_path / "cifar", n=4)
+    args = _search_args(tmp_path / "cifar", tmp_path / "sweep", variant="darts", epochs=1)
+    r = script("experiments/search_itnas.py", *args, "--ablation", "--variants", "darts", "--seeds", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "sweep" / "runs" / "darts-s0" / "results.json").read_text())
+    assert res["variant"] == "darts" and "reward_acc" in res
+    assert "| darts | ✗ | ✗ | ✗ |" in (tmp_path / "sweep" / "ablation.md").read_text()
+    stamp = (tmp_path / "sweep" / "runs" / "darts-s0" / "results.json").stat().st_mtime_ns
+    r = script("experiments/search_itnas.py", "--resume", tmp_path / "sweep")  # restores the Tune sweep
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "sweep" / "runs" / "darts-s0" / "results.json").stat().st_mtime_ns == stamp
+    r = script("experiments/search_itnas.py", *args[:-2], "--ablation", "--variants", "darts,enas",
+               "--out", tmp_path / "bad")
+    assert r.returncode == 2 and "--variants 'darts,enas'" in r.stderr and not (tmp_path / "bad").exists()
