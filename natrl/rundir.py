@@ -1,22 +1,41 @@
-"""Run directories: every run records its full config, package versions and git commit next to its results."""
+"""The run lifecycle every run kind shares: a run directory, created only after every input was checked, or
+reopened to resume; its config, versions and git commit; a ``progress.csv`` that a resume continues; a
+``log.txt`` copy of stdout; atomic writes of every output; one checkpoint file of plain tensors.
+
+    run = RunDir.start(cfg, kind="transformer", name="natpp-nb201-gcn-s0")   # or cfg.resume -> reopen
+    with run:                                   # stdout -> log.txt; a failure before any checkpoint removes
+        state = run.load_checkpoint()           # the directory again, so the same --out can be used again
+        ...
+        run.progress.log({"iter": i, ...})
+        run.save_checkpoint({"algo": ..., "progress_rows": run.progress.rows})
+        run.write_json("results.json", results)
+
+Checkpoints hold only tensors, numbers, strings and containers of them (``torch.load(weights_only=True)``),
+so resuming a directory someone gave you never runs code from it.
+"""
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from natrl.errors import NatrlError
 
 PACKAGES = ("natrl", "torch", "ray", "gymnasium", "numpy", "pandas", "matplotlib", "analog-nasbench")
+CONFIG, CHECKPOINT, PROGRESS, LOG = "config.json", "checkpoint.pt", "progress.csv", "log.txt"
 
 
 def versions() -> dict:
@@ -42,26 +61,88 @@ def git_commit() -> str | None:
     return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def write_json(path: Path, obj) -> Path:
-    """Atomic write: a kill mid-write never leaves a truncated file behind."""
+# ---- atomic writes ---------------------------------------------------------------------------------------
+
+def _replace_from_tmp(path: Path, write) -> Path:
+    """Write through ``path.tmp`` and rename: a kill mid-write never leaves a truncated file behind."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n")
+    write(tmp)
     os.replace(tmp, path)
     return path
 
 
-def create_run_dir(out: Path, config) -> Path:
-    """Make ``out`` and record the config; refuse to overwrite a directory that already holds a run."""
-    if (out / "config.json").exists():
-        raise NatrlError(f"{out} already holds a run; choose a new --out (nothing was overwritten)")
+def write_text(path: Path, text: str) -> Path:
+    return _replace_from_tmp(path, lambda t: t.write_text(text))
+
+
+def write_json(path: Path, obj) -> Path:
+    return write_text(path, json.dumps(obj, indent=1, default=str) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return write_text(path, buf.getvalue())
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """``fig.savefig`` through a temporary file (the format named by the final suffix)."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    return _replace_from_tmp(path, lambda t: fig.savefig(t, dpi=dpi, format=fmt))
+
+
+def check_new_output(path: Path, force: bool = False, flag: str = "--out") -> Path:
+    """An output file we may write: not a directory, its folder exists, and no file there unless ``force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise NatrlError(f"{flag} {path} is a directory; give a file name")
+    if path.exists() and not force:
+        raise NatrlError(f"{path} exists; pass --force to overwrite it or give a new {flag}")
+    if not path.parent.is_dir():
+        raise NatrlError(f"{flag} {path}: folder {path.parent} does not exist; create it or give another path")
+    return path
+
+
+# ---- checkpoints -----------------------------------------------------------------------------------------
+
+def save_checkpoint_file(path: Path, state: dict):
+    """torch.save to ``path`` through a temporary file: a kill mid-write keeps the previous checkpoint."""
+    import torch
+    _replace_from_tmp(path, lambda t: torch.save(state, t))
+
+
+def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
+    """torch.load(weights_only=True), or one line saying why the checkpoint cannot be resumed from."""
+    import torch
+    if Path(path).is_dir():
+        raise NatrlError(f"checkpoint {path} is a directory; give the run directory that holds it")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise NatrlError(f"cannot create run directory {out}: {e.strerror}; choose a writable --out") from None
-    record = {"config": dataclasses.asdict(config), "argv": sys.argv, "versions": versions(),
-              "git_commit": git_commit(), "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_json(out / "config.json", record)
-    return out
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as e:  # torch raises many types for a truncated, foreign or unsafe file
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else e.__class__.__name__
+        raise NatrlError(f"cannot read checkpoint {path} ({reason}); {what} cannot be resumed from it") from None
+    if not isinstance(state, dict):
+        raise NatrlError(f"checkpoint {path} is not a natrl checkpoint; {what} cannot be resumed from it")
+    return state
+
+
+def rng_state() -> dict:
+    """The global RNGs a run draws from (Python, NumPy, torch), as plain data."""
+    import torch
+    return {"python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
+            "numpy": np.random.get_state()[1].tolist(), "numpy_pos": int(np.random.get_state()[2]),
+            "torch": torch.get_rng_state()}
+
+
+def set_rng_state(s: dict):
+    import torch
+    random.setstate((3, tuple(s["python"]), s["python_pos"]))
+    np.random.set_state(("MT19937", np.asarray(s["numpy"], dtype=np.uint32), s["numpy_pos"], 0, 0.0))
+    torch.set_rng_state(s["torch"])
 
 
 def seed_everything(seed: int):
@@ -71,40 +152,199 @@ def seed_everything(seed: int):
     torch.manual_seed(seed)
 
 
+# ---- progress and log ------------------------------------------------------------------------------------
+
+class Progress:
+    """``progress.csv``, one row per step; a resumed run first cuts it back to the checkpoint's row count."""
+
+    def __init__(self, path: Path, keep_rows: int | None = None):
+        self.path, self.rows = path, []
+        if keep_rows is not None and path.exists():
+            with open(path, newline="") as f:
+                self.rows = list(csv.DictReader(f))[:keep_rows]
+            self.rows = [{k: _number(v) for k, v in r.items()} for r in self.rows]
+            if len(self.rows) != keep_rows:
+                raise NatrlError(f"{path} has fewer rows than its checkpoint ({len(self.rows)} < {keep_rows}); "
+                                 "the run directory was edited and cannot be resumed")
+        write_csv(path, self.rows)
+        self._f = open(path, "a", newline="")
+        self._writer = csv.DictWriter(self._f, fieldnames=list(self.rows[0])) if self.rows else None
+
+    def log(self, row: dict):
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._f, fieldnames=list(row))
+            self._writer.writeheader()
+        self._writer.writerow(row)
+        self.rows.append(row)
+
+    def flush(self):
+        self._f.flush()
+
+    def close(self):
+        self._f.close()
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, s):
+        for st in self.streams:
+            st.write(s)
+        return len(s)
+
+    def flush(self):
+        for st in self.streams:
+            st.flush()
+
+
+# ---- the run directory -----------------------------------------------------------------------------------
+
+class RunDir:
+    """One run's directory and its lifecycle (see the module docstring)."""
+
+    def __init__(self, path: Path, kind: str, resumed: bool):
+        self.path, self.kind, self.resumed = Path(path), kind, resumed
+        self.progress: Progress | None = None
+        self._checkpointed = resumed
+        self._log = None
+        self._stdout = None
+
+    # -- creating and reopening --
+    @classmethod
+    def start(cls, cfg, kind: str, name: str, root: str = "runs") -> RunDir:
+        """A new run directory for ``cfg`` (``cfg.out`` or ``root/name-<time>``), or the one ``cfg.resume``
+        names, reopened. Call it after every other input was checked: it is the first thing that writes."""
+        if getattr(cfg, "resume", None):
+            return cls.reopen(cfg.resume, kind)
+        out = Path(cfg.out) if getattr(cfg, "out", None) else Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if out.exists() and not out.is_dir():
+            raise NatrlError(f"--out {out} is a file; give a new directory name")
+        if out.is_dir() and any(out.iterdir()):
+            raise NatrlError(f"{out} already exists and is not empty; give a new --out, or --resume {out} "
+                             "to continue the run there (nothing was overwritten)")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NatrlError(f"cannot create run directory {out}: {e.strerror}; choose a writable --out") from None
+        record = {"kind": kind, "config": dataclasses.asdict(cfg), "argv": sys.argv, "versions": versions(),
+                  "git_commit": git_commit(), "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        write_json(out / CONFIG, record)
+        return cls(out, kind, resumed=False)
+
+    @classmethod
+    def reopen(cls, path, kind: str) -> RunDir:
+        path = Path(path)
+        record = read_config(path, kind)
+        if not (path / CHECKPOINT).is_file():
+            raise NatrlError(f"{path} has no {CHECKPOINT} to resume from (the run stopped before its first "
+                             "checkpoint); start it again with a new --out")
+        run = cls(path, kind, resumed=True)
+        run.record = record
+        return run
+
+    # -- lifecycle --
+    def __enter__(self) -> RunDir:
+        self._log = open(self.path / LOG, "a")
+        self._stdout = sys.stdout
+        sys.stdout = _Tee(self._stdout, self._log)
+        print(f"run directory: {self.path}" + (" (resumed)" if self.resumed else ""), flush=True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.progress is not None:
+            self.progress.close()
+        sys.stdout = self._stdout
+        self._log.close()
+        if exc_type is not None and not self._checkpointed:
+            shutil.rmtree(self.path, ignore_errors=True)  # nothing to resume: the same --out can be used again
+        return False
+
+    def open_progress(self, keep_rows: int | None = None) -> Progress:
+        self.progress = Progress(self.path / PROGRESS, keep_rows if self.resumed else None)
+        return self.progress
+
+    # -- outputs --
+    def write_json(self, name: str, obj) -> Path:
+        return write_json(self.path / name, obj)
+
+    def write_text(self, name: str, text: str) -> Path:
+        return write_text(self.path / name, text)
+
+    def write_csv(self, name: str, rows: list[dict]) -> Path:
+        return write_csv(self.path / name, rows)
+
+    def save_figure(self, name: str, fig) -> Path:
+        return save_figure(fig, self.path / name)
+
+    # -- checkpoints --
+    def save_checkpoint(self, state: dict[str, Any]):
+        """One file of plain data; ``state`` values with ``state_dict()`` are stored through it."""
+        plain = {k: v.state_dict() if hasattr(v, "state_dict") else v for k, v in state.items()}
+        plain["__natrl__"] = {"kind": self.kind, "config": read_config(self.path, self.kind)["config"]}
+        save_checkpoint_file(self.path / CHECKPOINT, plain)
+        self._checkpointed = True
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint of a resumed run (None for a new run), checked to belong to this run's config."""
+        if not self.resumed:
+            return None
+        state = read_checkpoint_file(self.path / CHECKPOINT, f"the {self.kind} run")
+        meta = state.pop("__natrl__", None)
+        if not isinstance(meta, dict) or meta.get("kind") != self.kind:
+            raise NatrlError(f"{self.path / CHECKPOINT} was not written by a {self.kind} run; "
+                             "give a run directory of the same script")
+        if meta.get("config") != self.record["config"]:
+            raise NatrlError(f"{self.path / CONFIG} no longer matches its checkpoint (the config was edited); "
+                             "restore it or start a new run")
+        return state
+
+
+def read_config(path: Path, kind: str) -> dict:
+    """A run directory's config.json record, refused with one line if it is missing or of another kind."""
+    path = Path(path)
+    if not path.is_dir():
+        raise NatrlError(f"{path} is not a run directory; --resume takes the directory a run wrote")
+    try:
+        record = json.loads((path / CONFIG).read_text())
+    except FileNotFoundError:
+        raise NatrlError(f"{path} has no {CONFIG}; --resume takes the directory a run wrote") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise NatrlError(f"{path / CONFIG} is not readable JSON ({e.__class__.__name__}); "
+                         "--resume takes the directory a run wrote") from None
+    if not isinstance(record, dict) or record.get("kind") != kind or not isinstance(record.get("config"), dict):
+        found = record.get("kind") if isinstance(record, dict) else None
+        raise NatrlError(f"{path} holds a {found or 'foreign'} run, not a {kind} run; "
+                         "give a run directory of the same script")
+    return record
+
+
+def resume_config(cfg_cls, cfg, given: set[str], kind: str):
+    """The saved config of the run ``cfg.resume`` names. Flags given beside ``--resume`` must agree with it:
+    a resume never silently changes a setting."""
+    from natrl.config import config_from_dict
+    record = read_config(Path(cfg.resume), kind)
+    saved = config_from_dict(cfg_cls, record["config"], str(Path(cfg.resume) / CONFIG))
+    differ = sorted(k for k in given - set(cfg_cls.RESUME_FREE) if getattr(cfg, k) != getattr(saved, k))
+    if differ:
+        flags = ", ".join(f"--{k.replace('_', '-')} (saved {getattr(saved, k)})" for k in differ)
+        raise NatrlError(f"--resume continues the run with its saved config; drop {flags} or start a new run")
+    return dataclasses.replace(saved, resume=str(cfg.resume), out=str(cfg.resume),
+                               **{k: getattr(cfg, k) for k in given & {"address"} if hasattr(saved, k)})
+
+
 def quiet_ray_logs():
     """Silence Ray/RLlib notices that say nothing about this run (deprecations inside RLlib, gputil), so the
     terminal shows progress. Errors still print."""
     import logging
     for name in ("ray._common.deprecation", "ray.tune.utils.util", "ray.rllib.algorithms.algorithm_config"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def resume_config(run_dir, config_cls, script: str):
-    """The ``config_cls`` a run directory was started with, set to resume into that directory."""
-    path = Path(run_dir) / "config.json"
-    try:
-        saved = json.loads(path.read_text())["config"]
-        return config_cls(**{**saved, "resume": str(run_dir), "out": str(run_dir)})
-    except FileNotFoundError:
-        raise NatrlError(f"{path} does not exist; --resume takes a run directory of {script}") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise NatrlError(f"{path} is not a {script} run config ({e.__class__.__name__}); "
-                         f"--resume takes a run directory of {script}") from None
-
-
-def save_checkpoint_file(path: Path, state: dict):
-    """torch.save to ``path`` through a temporary file: a kill mid-write keeps the previous checkpoint."""
-    import torch
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
-    """torch.load(weights_only=True), or a one-line error saying the checkpoint cannot be resumed from."""
-    import torch
-    try:
-        return torch.load(path, weights_only=True)
-    except Exception as e:  # torch raises many types for a truncated or foreign file
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
-        raise NatrlError(f"cannot read checkpoint {path} ({reason}); {what} cannot be resumed from it") from None

@@ -1,0 +1,222 @@
+"""Typed run configs: one dataclass per run kind, whose field docs are the ``--help`` text.
+
+A field is declared with :func:`knob`, which carries its help line and its numeric range::
+
+    @dataclass
+    class TrainConfig(RunConfig):
+        lam: float = knob(3e-2, "entropy weight lambda of Eqn. (5)", ge=0, le=100)
+        rule: Literal["natpp", "nat"] = knob("natpp", "transition rule")
+
+:func:`parse_config` builds the argparse parser from the fields (choices from ``Literal`` types, ``bool`` as
+``--flag/--no-flag``, ``list[...]`` as ``nargs='+'``), applies the config's presets (data, see
+:meth:`RunConfig.preset_values`) to every knob the user did not give, then checks every value: NaN, inf, values
+out of range and cross-field rules give one :class:`~natrl.errors.NatrlError` line, before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, get_args, get_origin
+
+from natrl.errors import ArgumentParser, NatrlError
+
+__all__ = ["knob", "RunConfig", "parse_config", "check_config", "config_from_dict", "Literal"]
+
+BIG = 10**9  # "absurdly large": no knob of ours is meaningful above this
+
+
+def knob(default: Any, help: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+         metavar: str | None = None) -> Any:
+    """A config field with its ``--help`` text and its allowed range (``ge``/``gt`` below, ``le`` above)."""
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "metavar": metavar}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class RunConfig:
+    """Base of every run config. Subclasses add knobs, presets (:meth:`preset_values`) and cross-field rules
+    (:meth:`validate`)."""
+
+    # knobs that may differ between the saved config and the flags of a ``--resume`` (where the run lives)
+    RESUME_FREE: ClassVar[tuple[str, ...]] = ("resume", "out", "address", "force")
+
+    def preset_values(self) -> dict[str, Any]:
+        """Values the config's preset gives to knobs the user left unset (default: none)."""
+        return {}
+
+    def validate(self) -> None:
+        """Cross-field rules; raise NatrlError with the fix."""
+
+
+# ---- types -----------------------------------------------------------------------------------------------
+
+def _hints(cls) -> dict[str, Any]:
+    import sys
+    module = sys.modules[cls.__module__].__dict__
+    return typing.get_type_hints(cls, globalns={**module, "Literal": Literal})
+
+
+def _strip_optional(tp) -> tuple[Any, bool]:
+    """(the type inside ``X | None``, whether None is allowed)."""
+    args = get_args(tp)
+    if type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return tp, False
+
+
+def _scalar(tp) -> tuple[type, list | None]:
+    """(python type, choices) of a scalar annotation: int, float, str, or Literal[...]."""
+    if get_origin(tp) is Literal:
+        choices = list(get_args(tp))
+        return type(choices[0]), choices
+    return tp, None
+
+
+def _parse_value(kind: type, flag: str):
+    def parse(text: str):
+        if kind is str:
+            return text
+        try:
+            if kind is int:
+                value = float(text) if any(c in text for c in ".eE") else int(text, 10)
+                if isinstance(value, float):
+                    if not value.is_integer():
+                        raise ValueError
+                    value = int(value)
+                return value
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}")
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _help(f: dataclasses.Field, default) -> str:
+    text = f.metadata.get("help", "")
+    lo = f.metadata.get("ge"), f.metadata.get("gt")
+    rng = []
+    if lo[0] is not None:
+        rng.append(f">= {lo[0]:g}")
+    if lo[1] is not None:
+        rng.append(f"> {lo[1]:g}")
+    if f.metadata.get("le") is not None:
+        rng.append(f"<= {f.metadata['le']:g}")
+    extra = f"default: {default}" + (f"; {', '.join(rng)}" if rng else "")
+    return f"{text} ({extra})".replace("%", "%%")
+
+
+def build_parser(cls, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+    """An argparse parser for ``cls`` that only records the flags the user gave (defaults come later)."""
+    p = ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    hints = _hints(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        tp, _ = _strip_optional(hints[f.name])
+        default = getattr(defaults, f.name)
+        kw: dict[str, Any] = {"help": _help(f, default), "dest": f.name}
+        if f.metadata.get("metavar"):
+            kw["metavar"] = f.metadata["metavar"]
+        if tp is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if get_origin(tp) is list:
+            kind, choices = _scalar(get_args(tp)[0])
+            p.add_argument(flag, nargs="+", type=_parse_value(kind, flag), choices=choices, **kw)
+            continue
+        kind, choices = _scalar(tp)
+        p.add_argument(flag, type=_parse_value(kind, flag), choices=choices, **kw)
+    return p
+
+
+# ---- checking --------------------------------------------------------------------------------------------
+
+def _check_number(flag: str, value, f: dataclasses.Field):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NatrlError(f"{flag} {value} is not a finite number; give a finite value")
+    ge, gt, le = f.metadata.get("ge"), f.metadata.get("gt"), f.metadata.get("le")
+    le = BIG if le is None else le
+    if ge is not None and value < ge:
+        raise NatrlError(f"{flag} must be >= {ge:g}, got {value:g}")
+    if gt is not None and value <= gt:
+        raise NatrlError(f"{flag} must be > {gt:g}, got {value:g}")
+    if value > le:
+        raise NatrlError(f"{flag} must be <= {le:g}, got {value:g}")
+
+
+def check_config(cfg: RunConfig) -> RunConfig:
+    """Types, finiteness and ranges of every knob, then the config's own cross-field rules."""
+    hints = _hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value, flag = getattr(cfg, f.name), "--" + f.name.replace("_", "-")
+        tp, optional = _strip_optional(hints[f.name])
+        if value is None:
+            if not optional:
+                raise NatrlError(f"{flag} needs a value")
+            continue
+        values = value if get_origin(tp) is list else [value]
+        kind, choices = _scalar(get_args(tp)[0] if get_origin(tp) is list else tp)
+        for v in values:
+            if kind is float and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            if kind is not bool and not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+                raise NatrlError(f"{flag} {v!r} is not {kind.__name__}")
+            if choices is not None and v not in choices:
+                raise NatrlError(f"{flag} {v!r} is not one of {', '.join(map(str, choices))}")
+            _check_number(flag, v, f)
+            if isinstance(v, str) and ("\x00" in v or len(v) > 4096):
+                raise NatrlError(f"{flag}: a value of {len(v)} characters or with NUL bytes is not a path or name")
+    cfg.validate()
+    return cfg
+
+
+def _coerce(cfg_cls, values: dict) -> dict:
+    """Ints given where a float knob is declared become floats (JSON and Tune write 3 for 3.0)."""
+    hints = _hints(cfg_cls)
+    out = dict(values)
+    for k, v in values.items():
+        tp, _ = _strip_optional(hints[k])
+        if tp is float and isinstance(v, int) and not isinstance(v, bool):
+            out[k] = float(v)
+    return out
+
+
+def resolve(cfg_cls, given: dict[str, Any]) -> RunConfig:
+    """The config from the knobs the user gave, the preset for the rest, then the defaults; checked."""
+    cfg = cfg_cls(**_coerce(cfg_cls, given))
+    preset = {k: v for k, v in cfg.preset_values().items() if k not in given}
+    return check_config(dataclasses.replace(cfg, **_coerce(cfg_cls, preset)))
+
+
+def config_from_dict(cfg_cls, saved: dict[str, Any], where: str) -> RunConfig:
+    """A config saved in a run directory's config.json, refused with one line if it is not one of ``cfg_cls``."""
+    if not isinstance(saved, dict):
+        raise NatrlError(f"{where} holds no config of this run kind; give a run directory of the same script")
+    names = {f.name for f in dataclasses.fields(cfg_cls)}
+    unknown = sorted(set(saved) - names)
+    if unknown:
+        raise NatrlError(f"{where} was written by another run kind or version (unknown knobs: "
+                         f"{', '.join(unknown[:5])}); give a run directory of the same script")
+    try:
+        return check_config(cfg_cls(**_coerce(cfg_cls, saved)))
+    except NatrlError as e:
+        raise NatrlError(f"{where}: {e}") from None
+
+
+def parse_config(cfg_cls, argv=None, *, prog: str | None = None, description: str | None = None,
+                 defaults: dict[str, Any] | None = None) -> tuple[RunConfig, set[str]]:
+    """(checked config, names of the knobs given on the command line). ``defaults`` replaces field defaults
+    (e.g. ``train_nat.py`` is ``train_natpp.py`` with ``rule='nat'``)."""
+    args = vars(build_parser(cfg_cls, prog, description).parse_args(argv))
+    return resolve(cfg_cls, {**(defaults or {}), **args}), set(args)
