@@ -17,9 +17,12 @@ def cli_entry(main):
         try:
             return main(*args, **kwargs)
         except NatrlError as e:
-            prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv else "natrl"
-            print(f"{prog}: error: {e}", file=sys.stderr)
+            prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "natrl"
+            print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
             raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted; a run with a checkpoint continues with --resume RUN_DIR", file=sys.stderr)
+            raise SystemExit(130) from None
 
     return wrapper
 
