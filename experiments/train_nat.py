@@ -4,17 +4,16 @@ Run:
     python experiments/train_nat.py                  # NAT on NAS-Bench-201, tabular reward, CPU, minutes
     python experiments/train_nat.py --policy lstm --seed 2
 
-Same flags, outputs and evaluation as experiments/train_natpp.py; only the transition rule differs. NAT's
-smaller action set gains less than NAT++ (it can only remove ops or replace them by skip connections).
+Same flags, outputs and evaluation as experiments/train_natpp.py with --rule nat as the default. NAT's smaller
+action set gains less than NAT++ (it can only remove ops or replace them by skip connections).
 """
-from __future__ import annotations
+from natrl import cli
+from natrl.runs.transformer import TrainConfig, train
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_natpp import TrainConfig, main  # noqa: E402
+def main(argv=None):
+    return cli.main(TrainConfig, train, __doc__, argv, defaults={"rule": "nat"})
+
 
 if __name__ == "__main__":
-    main(defaults=TrainConfig(rule="nat"))
-    sys.exit(0)
+    main()

@@ -56,9 +56,7 @@ class RunConfig:
 # ---- types -----------------------------------------------------------------------------------------------
 
 def _hints(cls) -> dict[str, Any]:
-    import sys
-    module = sys.modules[cls.__module__].__dict__
-    return typing.get_type_hints(cls, globalns={**module, "Literal": Literal})
+    return typing.get_type_hints(cls)  # each class's annotations in its own module's namespace
 
 
 def _strip_optional(tp) -> tuple[Any, bool]:
