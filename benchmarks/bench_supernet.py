@@ -105,7 +105,7 @@ def bench_iteration(data, preset, iters, m, n):
     import ray
 
     from natrl.rewards.shards import SupernetShard, SupernetShards
-    from train_natpp import TrainConfig, build_algo
+    from natrl.runs.transformer import TrainConfig, build_algo
 
     class TimedShard(SupernetShard):
         def score(self, genotypes, batch_index):

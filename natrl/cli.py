@@ -15,6 +15,8 @@ from natrl.errors import cli_entry
 def main(cfg_cls, run: Callable[..., Any], doc: str | None, argv=None, defaults: dict | None = None):
     """Parse ``argv`` into ``cfg_cls`` (``--help`` shows ``doc`` and every knob's doc), then
     ``run(cfg, given)`` where ``given`` names the flags on the command line. Bad input exits 2 with one line."""
+    from natrl.rundir import quiet_ray_logs
+    quiet_ray_logs()  # library notices (RLlib deprecations) are not the user's concern
     prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else None
 
     @cli_entry

@@ -29,9 +29,10 @@ BIG = 10**9  # "absurdly large": no knob of ours is meaningful above this
 
 
 def knob(default: Any, help: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-         metavar: str | None = None) -> Any:
-    """A config field with its ``--help`` text and its allowed range (``ge``/``gt`` below, ``le`` above)."""
-    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "metavar": metavar}
+         metavar: str | None = None, positional: bool = False) -> Any:
+    """A config field with its ``--help`` text and its allowed range (``ge``/``gt`` below, ``le`` above).
+    ``positional`` makes it an argument without a flag (a list: one or more)."""
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "metavar": metavar, "positional": positional}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -114,14 +115,23 @@ def build_parser(cls, prog: str | None = None, description: str | None = None) -
     p = ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = _hints(cls)
-    defaults = cls()
+    defaults = cls.__new__(cls)  # field defaults, without __init__'s required positionals
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            setattr(defaults, f.name, f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            setattr(defaults, f.name, f.default_factory())
+        else:
+            setattr(defaults, f.name, None)
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
-        flag = "--" + f.name.replace("_", "-")
         tp, _ = _strip_optional(hints[f.name])
         default = getattr(defaults, f.name)
         kw: dict[str, Any] = {"help": _help(f, default), "dest": f.name}
+        flag = "--" + f.name.replace("_", "-")
+        if f.metadata.get("positional"):
+            flag, kw = f.name, {"help": f.metadata["help"], "metavar": f.metadata.get("metavar")}
         if f.metadata.get("metavar"):
             kw["metavar"] = f.metadata["metavar"]
         if tp is bool:
