@@ -221,11 +221,12 @@ class RunDir:
 
     # -- creating and reopening --
     @classmethod
-    def start(cls, cfg, kind: str, name: str, root: str = "runs") -> RunDir:
+    def start(cls, cfg, kind: str, name: str, root: str = "runs", marker: str = CHECKPOINT) -> RunDir:
         """A new run directory for ``cfg`` (``cfg.out`` or ``root/name-<time>``), or the one ``cfg.resume``
-        names, reopened. Call it after every other input was checked: it is the first thing that writes."""
+        names, reopened (it must hold ``marker``, the file or folder a resume continues from). Call it after
+        every other input was checked: it is the first thing that writes."""
         if getattr(cfg, "resume", None):
-            return cls.reopen(cfg.resume, kind)
+            return cls.reopen(cfg.resume, kind, marker)
         out = Path(cfg.out) if getattr(cfg, "out", None) else Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if out.exists() and not out.is_dir():
             raise NatrlError(f"--out {out} is a file; give a new directory name")
@@ -242,11 +243,11 @@ class RunDir:
         return cls(out, kind, resumed=False)
 
     @classmethod
-    def reopen(cls, path, kind: str) -> RunDir:
+    def reopen(cls, path, kind: str, marker: str = CHECKPOINT) -> RunDir:
         path = Path(path)
         record = read_config(path, kind)
-        if not (path / CHECKPOINT).is_file():
-            raise NatrlError(f"{path} has no {CHECKPOINT} to resume from (the run stopped before its first "
+        if not (path / marker).exists():
+            raise NatrlError(f"{path} has no {marker} to resume from (the run stopped before its first "
                              "checkpoint); start it again with a new --out")
         run = cls(path, kind, resumed=True)
         run.record = record
@@ -268,6 +269,10 @@ class RunDir:
         if exc_type is not None and not self._checkpointed:
             shutil.rmtree(self.path, ignore_errors=True)  # nothing to resume: the same --out can be used again
         return False
+
+    def keep(self):
+        """From now on the directory holds work worth keeping: a failure no longer removes it."""
+        self._checkpointed = True
 
     def open_progress(self, keep_rows: int | None = None) -> Progress:
         self.progress = Progress(self.path / PROGRESS, keep_rows if self.resumed else None)

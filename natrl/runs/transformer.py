@@ -360,9 +360,11 @@ def train(cfg: TrainConfig, given: set[str] | frozenset = frozenset(), report=No
     import json
 
     from natrl.cluster import check_gpus, start_ray
+    from natrl.config import check_config
     from natrl.rundir import resume_config
     if cfg.resume:
         cfg = resume_config(TrainConfig, cfg, set(given), KIND)
+    check_config(cfg)  # library callers (a Tune trial) pass configs no parser has checked
     inputs = load_inputs(cfg)  # a bad --table or --data fails here, before anything is written
     start_ray(cfg.address, min_cpus=1 + (cfg.num_gpus or cfg.cpu_shards if cfg.reward == "supernet" else 1))
     check_gpus(cfg.num_gpus)

@@ -1,0 +1,239 @@
+"""Ray Tune ablations of the RL core (NAT++ Fig. 7, Table 5; NAT Table 3) for NAT and NAT++, over seeds.
+
+Each trial is one :func:`natrl.runs.transformer.train` run whose directory lives inside its Tune trial
+directory (``tune/<trial>/run``). The trial reports every policy update to Tune (``iter``, ``reward_mean``,
+``entropy``, ``baseline``) and registers each run checkpoint with Tune, so Tune's schedulers (ASHA, PBT) and
+loggers (CSV, TensorBoard) see our trials; its last report carries the held-out headline metrics. A sweep killed
+and restored with ``--resume`` reports finished trials from their results and continues the others from their
+run checkpoints. Results are read back through Tune's ``ResultGrid``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from natrl.config import RunConfig, knob
+from natrl.errors import NatrlError
+
+KIND = "sweep"
+ABLATIONS = {  # name -> list of TrainConfig overrides, one per grid point
+    "lam": [{"lam": v} for v in (3e-4, 3e-3, 3e-2, 3e-1, 3.0)],
+    "gcn_layers": [{"gcn_layers": v} for v in (1, 2, 5, 10)],
+    "m": [{"m": v, "n": 1} for v in (1, 5, 10, 30)],  # Table 5 varies one of m, n with the other at 1
+    "n": [{"m": 1, "n": v} for v in (1, 5, 10, 30)],
+    "policy": [{"policy": v} for v in ("random", "lstm", "gcn")],
+}
+TRAIN_KNOBS = ("iters", "m", "n", "reward", "data", "preset", "epochs", "supernet_steps", "cpu_shards", "num_gpus",
+               "eval_inputs", "table", "report_table", "best_of")
+Ablation = Literal["lam", "gcn_layers", "m", "n", "policy"]
+
+
+@dataclass
+class SweepConfig(RunConfig):
+    ablations: list[Ablation] = knob(list(ABLATIONS), "which grids to run")
+    rules: list[Literal["natpp", "nat"]] = knob(["natpp", "nat"], "transition rules, one grid each")
+    values: list[str] = knob([], "replace the grid of a single ablation, e.g. --values 0.03 0.3")
+    seeds: int = knob(3, "seeds 0 .. seeds-1 for every grid point", ge=1, le=1000)
+    iters: int = knob(300, "policy updates per trial (per supernet epoch with --reward supernet)", ge=1, le=10**8)
+    m: int = knob(32, "inputs per update where the ablation does not set it", ge=1, le=100000)
+    n: int = knob(2, "samples per input where the ablation does not set it", ge=1, le=10000)
+    reward: Literal["nb201", "supernet"] = knob("nb201", "nb201 (tabular) or supernet (darts space, Algorithm 1)")
+    table: str | None = knob(None, "NB201 reward table (default analog-nasbench)", metavar="PATH")
+    report_table: str | None = knob(None, "official NB201 table to report on as well", metavar="PATH")
+    data: str | None = knob(None, "CIFAR-10 for --reward supernet", metavar="PATH")
+    preset: Literal["tiny", "paper"] = knob("tiny", "supernet size")
+    epochs: int = knob(3, "supernet epochs per trial", ge=1, le=100000)
+    supernet_steps: int = knob(0, "cap on supernet steps per epoch (0 = full pass)", ge=0, le=10**8)
+    cpu_shards: int = knob(1, "supernet shards per trial without GPUs", ge=1, le=1024)
+    num_gpus: int = knob(0, "GPUs per supernet trial (one shard each)", ge=0, le=4096)
+    eval_inputs: int = knob(20, "supernet trials: random inputs derived at the end", ge=1, le=100000)
+    best_of: int = knob(10, "samples per input of the best-of-k row", ge=1, le=10000)
+    max_concurrent: int = knob(0, "cap on trials running at once (0 = as many as the resources allow)",
+                               ge=0, le=100000)
+    scheduler: Literal["fifo", "asha"] = knob("fifo", "Tune trial scheduler: fifo (every trial to the end) or "
+                                              "asha (stops trials whose reward_mean lags)")
+    address: str | None = knob(None, "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    out: str | None = knob(None, "sweep directory (default sweeps/sweep-<reward>-<time>)", metavar="DIR")
+    resume: str | None = knob(None, "sweep directory to continue", metavar="DIR")
+
+    def validate(self):
+        if self.values and len(self.ablations) != 1:
+            raise NatrlError("--values replaces the grid of one ablation: give exactly one --ablations name")
+        if self.values:
+            grid_points(self.ablations[0], self.values)  # a bad value fails now
+        if self.reward == "supernet" and not self.data:
+            raise NatrlError("--reward supernet needs CIFAR-10: --data DIR_OR_TARBALL")
+        if len(self.values) > 1000:
+            raise NatrlError(f"--values: {len(self.values)} grid points; give at most 1000")
+
+
+def grid_points(ablation: str, values: list[str]) -> list[dict]:
+    """ABLATIONS[ablation] with its varied value replaced by each of ``values`` (given as text)."""
+    import math
+    template = ABLATIONS[ablation][0]
+    key = next(iter(template))
+    kind = type(template[key])
+    points = []
+    for v in values:
+        try:
+            value = kind(float(v)) if kind in (int, float) else v
+            if kind in (int, float) and (not math.isfinite(float(v)) or float(v) < 0 or float(v) != value):
+                raise ValueError
+        except (ValueError, OverflowError):
+            raise NatrlError(f"--values {v!r} is not a valid {ablation} value (expected a finite "
+                             f"{'integer' if kind is int else 'number'} >= 0)") from None
+        if kind is str and v not in {p[key] for p in ABLATIONS[ablation]}:
+            raise NatrlError(f"--values {v!r} is not a {ablation}; choose from "
+                             f"{', '.join(p[key] for p in ABLATIONS[ablation])}")
+        points.append({**template, key: value})
+    return points
+
+
+def trial_grid(cfg: SweepConfig) -> list[dict]:
+    """One dict per trial: its ablation, a readable name, and the TrainConfig overrides."""
+    trials = []
+    for ablation in cfg.ablations:
+        for rule in cfg.rules:
+            for point in (grid_points(ablation, cfg.values) if cfg.values else ABLATIONS[ablation]):
+                for seed in range(cfg.seeds):
+                    label = "-".join(f"{k}{v}" for k, v in point.items())
+                    trials.append({"ablation": ablation, "name": f"{rule}-{label}-s{seed}",
+                                   "overrides": {**point, "rule": rule, "seed": seed}})
+    return trials
+
+
+def trial_resources(cfg: SweepConfig):
+    """Placement group of one trial: the trial's own CPU, then one bundle per supernet shard."""
+    from ray.tune import PlacementGroupFactory
+    bundles = [{"CPU": 1}]
+    if cfg.reward == "supernet":
+        bundles += [{"CPU": 1, "GPU": 1}] * cfg.num_gpus if cfg.num_gpus else [{"CPU": 1}] * cfg.cpu_shards
+    return PlacementGroupFactory(bundles)
+
+
+def metrics_of(run_dir: Path) -> dict:
+    """The headline numbers of a finished trial (natrl.results reads the same ones for the tables)."""
+    from natrl.results import headline_metrics, result_kind
+    res = json.loads((run_dir / "results.json").read_text())
+    return {"run_dir": str(run_dir), "search_seconds": res.get("search_seconds"),
+            **headline_metrics(result_kind(res), res)}
+
+
+class TuneReporter:
+    """Sends each progress row to Tune, and each run checkpoint as a Tune checkpoint."""
+
+    def __init__(self):
+        self.last: dict = {}
+
+    def __call__(self, row: dict, checkpoint: Path | None):
+        from ray import tune
+        if row:
+            self.last = {k: v for k, v in row.items() if isinstance(v, (int, float))}
+        if checkpoint is None:
+            tune.report(dict(self.last))
+            return
+        with tempfile.TemporaryDirectory() as d:
+            shutil.copy2(checkpoint, Path(d) / checkpoint.name)
+            tune.report(dict(self.last), checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def run_trial(config: dict):
+    """Tune trainable: one transformer run in ``<trial dir>/run``. A finished run (the sweep was killed before
+    Tune recorded it) is reported as it is; a run with a checkpoint resumes from it; a run that died before its
+    first checkpoint starts over."""
+    from ray import tune
+
+    from natrl.runs.transformer import TrainConfig, train
+    trial = config["trial"]
+    # the trial's folder in the sweep's storage (Tune's own trial dir may be a local staging copy)
+    out = Path(config["sweep_dir"]) / "tune" / trial["name"] / "run"
+    if not (out / "results.json").exists():
+        if (out / "checkpoint.pt").exists():
+            train(TrainConfig(resume=str(out)), given={"resume"}, report=TuneReporter())
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+            cfg = TrainConfig(**{**config["base"], **trial["overrides"], "tag": trial["ablation"], "out": str(out)})
+            train(cfg, report=TuneReporter())
+    tune.report(metrics_of(out))
+
+
+def write_trials_csv(sweep_dir: Path, result_grid) -> Path:
+    """One row per trial from Tune's ResultGrid: its grid point, status and last reported metrics."""
+    import pandas as pd
+
+    from natrl.rundir import write_text
+    keep = ("run_dir", "search_seconds")
+    rows = []
+    for r in result_grid:
+        t = r.config["trial"]
+        metrics = {k: v for k, v in (r.metrics or {}).items()
+                   if k in keep or k.startswith(("policy", "reward", "optimum", "gain", "acc"))}
+        rows.append({"ablation": t["ablation"], "trial": t["name"], **t["overrides"],
+                     "status": "error" if r.error else "done", **metrics})
+    frame = pd.DataFrame(rows).sort_values(["ablation", "trial"])
+    return write_text(sweep_dir / "trials.csv", frame.to_csv(index=False))
+
+
+def check_inputs(cfg: SweepConfig):
+    """A bad --table or --data fails here, once, not in every trial."""
+    if cfg.reward == "nb201":
+        from natrl.rewards import NB201Table
+        NB201Table.load(cfg.table)
+        if cfg.report_table:
+            NB201Table.load(cfg.report_table)
+    else:
+        from natrl.datasets import load_cifar10
+        load_cifar10(cfg.data)
+
+
+def make_tuner(cfg: SweepConfig, sweep_dir: Path, resume: bool):
+    from ray import tune
+    trainable = tune.with_resources(run_trial, trial_resources(cfg))
+    if resume:
+        return tune.Tuner.restore(str(sweep_dir / "tune"), trainable=trainable, resume_errored=True)
+    base = {k: getattr(cfg, k) for k in TRAIN_KNOBS}
+    base["space"] = "darts" if cfg.reward == "supernet" else "nb201"
+    scheduler = None
+    if cfg.scheduler == "asha":
+        scheduler = tune.schedulers.ASHAScheduler(metric="reward_mean", mode="max", max_t=cfg.iters * (
+            cfg.epochs if cfg.reward == "supernet" else 1) + 1, grace_period=max(1, cfg.iters // 10))
+    return tune.Tuner(
+        trainable, param_space={"trial": tune.grid_search(trial_grid(cfg)), "base": base, "sweep_dir": str(sweep_dir)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent or None, scheduler=scheduler,
+                                    trial_dirname_creator=lambda t: t.config["trial"]["name"],
+                                    trial_name_creator=lambda t: t.config["trial"]["name"]),
+        run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1))
+
+
+def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
+    """Run (or continue) the sweep; returns its directory."""
+    from natrl.cluster import check_gpus, start_ray
+    from natrl.rundir import RunDir, resume_config, write_json
+    if cfg.resume:
+        cfg = resume_config(SweepConfig, cfg, set(given), KIND)
+    check_inputs(cfg)
+    start_ray(cfg.address)
+    check_gpus(cfg.num_gpus)
+    run = RunDir.start(cfg, KIND, f"sweep-{cfg.reward}", root="sweeps", marker="tune")
+    with run:
+        sweep_dir = run.path.resolve()
+        trials = trial_grid(cfg)
+        print(f"{len(trials)} trials: {', '.join(cfg.ablations)} x {', '.join(cfg.rules)} x {cfg.seeds} seeds",
+              flush=True)
+        tuner = make_tuner(cfg, sweep_dir, resume=bool(cfg.resume))
+        run.keep()  # Tune's state is written from here on: the directory is resumable
+        grid = tuner.fit()
+        csv_path = write_trials_csv(sweep_dir, grid)
+        errors = sum(1 for r in grid if r.error)
+        write_json(sweep_dir / "status.json", {"trials": len(grid), "errors": errors})
+        print(f"{len(grid) - errors}/{len(grid)} trials done; {csv_path}", flush=True)
+        if errors:
+            print(f"{errors} trial(s) failed (their error.txt is under {sweep_dir / 'tune'}); "
+                  f"rerun them with: python experiments/sweep.py --resume {sweep_dir}", flush=True)
+    print(json.dumps({"sweep_dir": str(sweep_dir)}))
+    return sweep_dir
