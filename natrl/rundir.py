@@ -123,8 +123,12 @@ def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # torch raises many types for a truncated, foreign or unsafe file
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else e.__class__.__name__
-        raise NatrlError(f"cannot read checkpoint {path} ({reason}); {what} cannot be resumed from it") from None
+        text = str(e).strip()
+        if "Weights only load failed" in text:  # a pickle carrying objects: never unpickled
+            reason = "it holds pickled objects, not plain tensors, and natrl does not unpickle those"
+        else:
+            reason = text.splitlines()[0][:160] if text else e.__class__.__name__
+        raise NatrlError(f"cannot read checkpoint {path} ({reason}); {what} cannot use it") from None
     if not isinstance(state, dict):
         raise NatrlError(f"checkpoint {path} is not a natrl checkpoint; {what} cannot be resumed from it")
     return state

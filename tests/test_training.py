@@ -7,11 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_script  # noqa: E402
+from natrl import cli
 from natrl.cells import from_arch_str
+from natrl.runs import derive as derive_lib
+from natrl.runs import transformer as train_natpp
 from natrl.spaces import make_space
 
-train_natpp = load_script("train_natpp")
+
+def train_main(argv):
+    """experiments/train_natpp.py in-process."""
+    return cli.main(train_natpp.TrainConfig, train_natpp.train, None, argv)
+
+
+def derive_main(argv):
+    return cli.main(derive_lib.DeriveConfig, derive_lib.derive, None, argv)
 
 
 class SkipCounter:
@@ -61,7 +70,7 @@ def test_same_inputs_are_not_reused_across_updates(ray_session):
 @pytest.fixture(scope="module")
 def trained_run(ray_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    train_natpp.main(["--iters", "3", "--m", "4", "--n", "2", "--seed", "1", "--out", str(out)])
+    train_main(["--iters", "3", "--m", "4", "--n", "2", "--seed", "1", "--out", str(out)])
     return out
 
 
@@ -86,7 +95,7 @@ def test_cli_end_to_end(trained_run):
 
 def test_random_policy_matches_exact_random_baseline(ray_session, tmp_path):
     out = tmp_path / "random"
-    train_natpp.main(["--policy", "random", "--iters", "5", "--out", str(out)])
+    train_main(["--policy", "random", "--iters", "5", "--out", str(out)])
     rows = json.loads((out / "results.json").read_text())["rows"]
     # uniform over valid transitions: its 1-sample gain estimates the exact expectation (std 17 / sqrt(3125))
     assert rows["policy (1 sample)"]["reward"]["mean"] == pytest.approx(rows["random valid"]["reward"]["mean"], abs=1.5)
@@ -95,16 +104,18 @@ def test_random_policy_matches_exact_random_baseline(ray_session, tmp_path):
 def test_cli_refuses_to_overwrite_a_run(trained_run, script):
     before = (trained_run / "results.json").read_text()
     r = script("experiments/train_natpp.py", "--iters", "1", "--out", trained_run)
-    assert r.returncode == 2 and "already holds a run" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "already exists and is not empty" in r.stderr and "Traceback" not in r.stderr
     assert (trained_run / "results.json").read_text() == before
 
 
 @pytest.mark.parametrize("args,message", [
     (["--m", "0"], "--m must be >= 1"),
     (["--policy", "cnn"], "invalid choice: 'cnn'"),
-    (["--lam", "x"], "invalid float value"),
+    (["--lam", "x"], "'x' is not a number"),
+    (["--lam", "nan"], "--lam nan is not a finite number"),
+    (["--iters", "1e12"], "--iters must be <= 1e+08"),
     (["--table", "/nonexistent/t.anb"], "does not exist"),
-    (["--num-gpus", "64"], "CUDA device(s) are visible"),
+    (["--num-gpus", "64"], "the Ray cluster has 0 GPU(s)"),
 ])
 def test_cli_bad_flags_one_line(script, tmp_path, args, message):
     r = script("experiments/train_natpp.py", *args, "--out", tmp_path / "run")
@@ -113,17 +124,17 @@ def test_cli_bad_flags_one_line(script, tmp_path, args, message):
 
 
 def test_derive_end_to_end(trained_run, tmp_path):
-    derive = load_script("derive")
+    derive = derive_lib
     cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-    records = derive.main([str(trained_run), cell, "--mode", "best", "--out", str(tmp_path / "d.json")])
+    records = derive_main([str(trained_run), cell, "--mode", "best", "--out", str(tmp_path / "d.json")])
     assert json.loads((tmp_path / "d.json").read_text()) == records
     rec = records[0]
-    space = derive.load_policy(trained_run)[1]
+    space = derive_lib.load_policy(trained_run)[1]
     beta = space.encode_genotype(from_arch_str(cell))
     alpha = space.encode_genotype(from_arch_str(rec["output"]["arch_str"]))
     assert space.mask[beta, alpha].all()
     # best-of-k keeps the argmax as a candidate, so it is never worse than argmax on the table
-    argmax = derive.main([str(trained_run), cell, "--mode", "argmax"])[0]
+    argmax = derive_main([str(trained_run), cell, "--mode", "argmax"])[0]
     assert rec["acc_after"] >= argmax["acc_after"]
     assert rec["costs"]["cifar10"]["madds_M"][0] == pytest.approx(argmax["costs"]["cifar10"]["madds_M"][0])
 
@@ -131,7 +142,7 @@ def test_derive_end_to_end(trained_run, tmp_path):
 def test_derive_bad_inputs(script, tmp_path):
     (tmp_path / "policy.pt").write_bytes(b"not a checkpoint")
     r = script("experiments/derive.py", tmp_path, "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
-    assert r.returncode == 2 and "cannot load policy" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "cannot read checkpoint" in r.stderr and "Traceback" not in r.stderr
     r = script("experiments/derive.py", tmp_path / "nope", "DARTS_V2")
     assert r.returncode == 2 and "does not exist" in r.stderr
 
@@ -141,7 +152,7 @@ def test_supernet_algorithm1_end_to_end(ray_session, tmp_path):
     from test_datasets import make_image_folder
     make_image_folder(tmp_path / "cifar", n=20)
     out = tmp_path / "darts"
-    train_natpp.main(["--space", "darts", "--reward", "supernet", "--data", str(tmp_path / "cifar"),
+    train_main(["--space", "darts", "--reward", "supernet", "--data", str(tmp_path / "cifar"),
                       "--epochs", "2", "--supernet-steps", "1", "--supernet-batch", "8", "--iters", "1", "--m", "2",
                       "--n", "1", "--eval-inputs", "2", "--best-of", "2", "--out", str(out)])
     rows = list(csv.DictReader(open(out / "progress.csv")))
@@ -180,21 +191,21 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(ray_session, t
     from test_datasets import make_image_folder
     make_image_folder(tmp_path / "cifar", n=20)
     full, killed = tmp_path / "full", tmp_path / "killed"
-    train_natpp.main(_supernet_args(tmp_path / "cifar", full))
+    train_main(_supernet_args(tmp_path / "cifar", full))
 
-    original = train_natpp.save_checkpoint
+    original = train_natpp.TransformerRun.checkpoint
 
-    def save_then_die(out, epoch, *args):
-        original(out, epoch, *args)
-        if epoch == 1:
-            raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+    def save_then_die(self):
+        original(self)
+        if self.done_epochs == 1:
+            raise RuntimeError("killed")  # killed right after the first epoch's checkpoint
 
-    monkeypatch.setattr(train_natpp, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_natpp.main(_supernet_args(tmp_path / "cifar", killed))
-    assert (killed / "resume" / "state.pt").exists() and not (killed / "results.json").exists()
-    monkeypatch.setattr(train_natpp, "save_checkpoint", original)
-    train_natpp.main(["--resume", str(killed)])
+    monkeypatch.setattr(train_natpp.TransformerRun, "checkpoint", save_then_die)
+    with pytest.raises(RuntimeError):
+        train_main(_supernet_args(tmp_path / "cifar", killed))
+    assert (killed / "checkpoint.pt").exists() and not (killed / "results.json").exists()
+    monkeypatch.setattr(train_natpp.TransformerRun, "checkpoint", original)
+    train_main(["--resume", str(killed)])
 
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
     assert strip(csv.DictReader(open(killed / "progress.csv"))) == strip(csv.DictReader(open(full / "progress.csv")))
@@ -209,15 +220,56 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(ray_session, t
 
 def test_resume_errors(script, tmp_path):
     r = script("experiments/train_natpp.py", "--resume", tmp_path / "nope")
-    assert r.returncode == 2 and "config.json does not exist" in r.stderr
+    assert r.returncode == 2 and "is not a run directory" in r.stderr
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text(json.dumps({"config": {"seed": 0}}))
     r = script("experiments/train_natpp.py", "--resume", tmp_path / "run")
-    assert r.returncode == 2 and "has no checkpoint to resume" in r.stderr and "Traceback" not in r.stderr
-    (tmp_path / "run" / "resume").mkdir()
-    (tmp_path / "run" / "resume" / "state.pt").write_bytes(b"truncated")
+    assert r.returncode == 2 and "not a transformer run" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"kind": "transformer", "config": {"seed": 0}}))
+    r = script("experiments/train_natpp.py", "--resume", tmp_path / "run")
+    assert r.returncode == 2 and "has no checkpoint.pt to resume" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"truncated")
     r = script("experiments/train_natpp.py", "--resume", tmp_path / "run")
     assert r.returncode == 2 and "cannot read checkpoint" in r.stderr
+
+
+def test_nb201_kill_then_resume_is_identical(ray_session, tmp_path, monkeypatch):
+    """A tabular run stopped right after a checkpoint (policy updates after it are lost, as with kill -9)
+    and resumed ends exactly where the uninterrupted run ends: progress, policy weights, results."""
+    args = ["--iters", "12", "--checkpoint-every", "4", "--m", "4", "--n", "2", "--seed", "3"]
+    train_main([*args, "--out", str(tmp_path / "full")])
+    original = train_natpp.TransformerRun.policy_update
+
+    def die_after_update_6(self, **kw):
+        if len(self.run.progress.rows) == 6:
+            raise RuntimeError("killed")  # two updates after the checkpoint at 4 are lost
+        original(self, **kw)
+
+    monkeypatch.setattr(train_natpp.TransformerRun, "policy_update", die_after_update_6)
+    with pytest.raises(RuntimeError):
+        train_main([*args, "--out", str(tmp_path / "killed")])
+    monkeypatch.setattr(train_natpp.TransformerRun, "policy_update", original)
+    assert len(list(csv.DictReader(open(tmp_path / "killed" / "progress.csv")))) == 6
+    with pytest.raises(SystemExit):  # a resume never silently changes a setting
+        train_main(["--resume", str(tmp_path / "killed"), "--lam", "0.5"])
+    train_main(["--resume", str(tmp_path / "killed")])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert strip(csv.DictReader(open(killed / "progress.csv"))) == strip(csv.DictReader(open(full / "progress.csv")))
+    a = torch.load(full / "policy.pt", weights_only=True)["state_dict"]
+    b = torch.load(killed / "policy.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((full / "results.json").read_text())["rows"] == json.loads((killed / "results.json").read_text())["rows"]
+    assert "(resumed)" in (killed / "log.txt").read_text()
+
+
+def test_failed_start_leaves_no_directory(ray_session, tmp_path, monkeypatch):
+    def broken(self):
+        raise RuntimeError("broken build")
+    monkeypatch.setattr(train_natpp.TransformerRun, "build", broken)
+    with pytest.raises(RuntimeError):
+        train_main(["--iters", "2", "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()  # nothing to resume: the same --out can be used again
 
 
 def test_dead_shard_restarts_from_last_checkpoint(ray_session):
@@ -250,9 +302,8 @@ def test_derive_on_the_darts_space(ray_session, tmp_path, nodes, names):
     from test_datasets import make_image_folder
     make_image_folder(tmp_path / "cifar", n=20)
     run = tmp_path / "run"
-    train_natpp.main(_supernet_args(tmp_path / "cifar", run, epochs=1, nodes=nodes))
-    derive = load_script("derive")
-    records = derive.main([str(run), *names, "--out", str(tmp_path / "out"), "--samples", "3"])
+    train_main(_supernet_args(tmp_path / "cifar", run, epochs=1, nodes=nodes))
+    records = derive_main([str(run), *names, "--out", str(tmp_path / "out"), "--samples", "3"])
     space = make_space("darts", num_intermediate=nodes)
     for rec, name in zip(records, names):
         beta, alpha = zoo.get(name), load_genotype(tmp_path / "out" / f"{name}_derived.json")
