@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from natrl.errors import NatrlError
 
 
-def start_ray(address: str | None = None, min_cpus: int = 2):
+def start_ray(address: str | None = None, min_cpus: int = 2, num_gpus: int = 0):
     """Join the cluster at ``address`` (or ``$RAY_ADDRESS``) without passing local resources, or start a local
-    Ray sized for this machine. A run in a Ray worker (a Tune trial) uses the running session as it is."""
+    Ray sized for this machine. A run in a Ray worker (a Tune trial) uses the running session as it is.
+    ``num_gpus`` is checked against the cluster (locally: before Ray starts)."""
     import ray
 
     from natrl.rundir import quiet_ray_logs
@@ -16,7 +18,12 @@ def start_ray(address: str | None = None, min_cpus: int = 2):
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    common = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if not address and num_gpus:
+        import torch
+        if torch.cuda.device_count() < num_gpus:
+            raise NatrlError(f"--num-gpus {num_gpus} but this machine has {torch.cuda.device_count()} CUDA "
+                             "device(s); use --num-gpus 0 to run on CPU or join a cluster with GPUs (--address)")
+    common: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if address:
         try:
             ray.init(address=address, **common)

@@ -19,12 +19,13 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, get_args, get_origin
+from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 from natrl.errors import ArgumentParser, NatrlError
 
 __all__ = ["knob", "RunConfig", "parse_config", "check_config", "config_from_dict", "Literal"]
 
+C = TypeVar("C", bound="RunConfig")
 BIG = 10**9  # "absurdly large": no knob of ours is meaningful above this
 
 
@@ -163,7 +164,7 @@ def _check_number(flag: str, value, f: dataclasses.Field):
         raise NatrlError(f"{flag} must be <= {le:g}, got {value:g}")
 
 
-def check_config(cfg: RunConfig) -> RunConfig:
+def check_config(cfg: C) -> C:
     """Types, finiteness and ranges of every knob, then the config's own cross-field rules."""
     hints = _hints(type(cfg))
     for f in dataclasses.fields(cfg):
@@ -200,14 +201,14 @@ def _coerce(cfg_cls, values: dict) -> dict:
     return out
 
 
-def resolve(cfg_cls, given: dict[str, Any]) -> RunConfig:
+def resolve(cfg_cls: type[C], given: dict[str, Any]) -> C:
     """The config from the knobs the user gave, the preset for the rest, then the defaults; checked."""
     cfg = cfg_cls(**_coerce(cfg_cls, given))
     preset = {k: v for k, v in cfg.preset_values().items() if k not in given}
     return check_config(dataclasses.replace(cfg, **_coerce(cfg_cls, preset)))
 
 
-def config_from_dict(cfg_cls, saved: dict[str, Any], where: str) -> RunConfig:
+def config_from_dict(cfg_cls: type[C], saved: dict[str, Any], where: str) -> C:
     """A config saved in a run directory's config.json, refused with one line if it is not one of ``cfg_cls``."""
     if not isinstance(saved, dict):
         raise NatrlError(f"{where} holds no config of this run kind; give a run directory of the same script")
@@ -222,8 +223,8 @@ def config_from_dict(cfg_cls, saved: dict[str, Any], where: str) -> RunConfig:
         raise NatrlError(f"{where}: {e}") from None
 
 
-def parse_config(cfg_cls, argv=None, *, prog: str | None = None, description: str | None = None,
-                 defaults: dict[str, Any] | None = None) -> tuple[RunConfig, set[str]]:
+def parse_config(cfg_cls: type[C], argv=None, *, prog: str | None = None, description: str | None = None,
+                 defaults: dict[str, Any] | None = None) -> tuple[C, set[str]]:
     """(checked config, names of the knobs given on the command line). ``defaults`` replaces field defaults
     (e.g. ``train_nat.py`` is ``train_natpp.py`` with ``rule='nat'``)."""
     args = vars(build_parser(cfg_cls, prog, description).parse_args(argv))

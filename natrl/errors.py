@@ -1,6 +1,7 @@
 """User-facing errors: one line that names the problem and the fix, never a traceback."""
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 
@@ -27,7 +28,7 @@ def cli_entry(main):
     return wrapper
 
 
-class ArgumentParser(__import__("argparse").ArgumentParser):
+class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (no usage dump) and points to --help."""
 
     def error(self, message):

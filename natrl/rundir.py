@@ -39,7 +39,7 @@ CONFIG, CHECKPOINT, PROGRESS, LOG = "config.json", "checkpoint.pt", "progress.cs
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version()}
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for p in PACKAGES:
         try:
             out[p] = version(p)
@@ -137,8 +137,9 @@ def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
 def rng_state() -> dict:
     """The global RNGs a run draws from (Python, NumPy, torch), as plain data."""
     import torch
-    return {"python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
-            "numpy": np.random.get_state()[1].tolist(), "numpy_pos": int(np.random.get_state()[2]),
+    py = random.getstate()
+    _, keys, pos, *_ = np.random.get_state(legacy=True)
+    return {"python": list(py[1]), "python_pos": py[2], "numpy": np.asarray(keys).tolist(), "numpy_pos": int(pos),
             "torch": torch.get_rng_state()}
 
 
@@ -165,8 +166,7 @@ class Progress:
         self.path, self.rows = path, []
         if keep_rows is not None and path.exists():
             with open(path, newline="") as f:
-                self.rows = list(csv.DictReader(f))[:keep_rows]
-            self.rows = [{k: _number(v) for k, v in r.items()} for r in self.rows]
+                self.rows = [{k: _number(v) for k, v in r.items()} for r in list(csv.DictReader(f))[:keep_rows]]
             if len(self.rows) != keep_rows:
                 raise NatrlError(f"{path} has fewer rows than its checkpoint ({len(self.rows)} < {keep_rows}); "
                                  "the run directory was edited and cannot be resumed")
@@ -219,9 +219,10 @@ class RunDir:
     def __init__(self, path: Path, kind: str, resumed: bool):
         self.path, self.kind, self.resumed = Path(path), kind, resumed
         self.progress: Progress | None = None
+        self.record: dict = {}
         self._checkpointed = resumed
-        self._log = None
-        self._stdout = None
+        self._log: Any = None
+        self._stdout: Any = None
 
     # -- creating and reopening --
     @classmethod
@@ -347,8 +348,9 @@ def resume_config(cfg_cls, cfg, given: set[str], kind: str):
     if differ:
         flags = ", ".join(f"--{k.replace('_', '-')} (saved {getattr(saved, k)})" for k in differ)
         raise NatrlError(f"--resume continues the run with its saved config; drop {flags} or start a new run")
-    return dataclasses.replace(saved, resume=str(cfg.resume), out=str(cfg.resume),
-                               **{k: getattr(cfg, k) for k in given & {"address"} if hasattr(saved, k)})
+    keep = {"resume": str(cfg.resume), "out": str(cfg.resume)}
+    keep.update({k: getattr(cfg, k) for k in given & {"address"} if hasattr(saved, k)})
+    return dataclasses.replace(saved, **keep)
 
 
 def quiet_ray_logs():

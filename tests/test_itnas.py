@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_script
 from natrl.itnas.arch import (DARTS_GRAPH, ITNAS_OPS, NB201_GRAPH, ArchitectureWeights, gumbel_tau, tiep_cell,
                               top_k_cell)
 
@@ -119,7 +118,17 @@ def test_nb201_tiep_keeps_every_edge():
     assert [(s, d) for _, s, d in cell] == list(NB201_GRAPH.edges)
 
 
-# ---- the search script -------------------------------------------------------------------------------------
+# ---- the search and its command line ---------------------------------------------------------------------------
+
+SCRIPT = "experiments/search_itnas.py"
+
+
+def search_main(argv):
+    """experiments/search_itnas.py's main, in this process."""
+    from natrl import cli
+    from natrl.runs import itnas
+    return cli.main(itnas.SearchConfig, itnas.run, None, [str(a) for a in argv])
+
 
 def _search_args(data, out, space="nb201", variant="itnas", epochs=2):
     return ["--space", space, "--variant", variant, "--data", str(data), "--preset", "tiny", "--epochs", str(epochs),
@@ -127,65 +136,120 @@ def _search_args(data, out, space="nb201", variant="itnas", epochs=2):
             "--train-subset", "0", "--seed", "4", "--out", str(out)]
 
 
-def test_search_resume_after_a_kill_matches_and_feeds_nat_and_train_eval(tmp_path, monkeypatch):
+@pytest.fixture
+def cifar(tmp_path_factory):
     from test_datasets import make_image_folder
-    make_image_folder(tmp_path / "cifar", n=10)
-    si = load_script("search_itnas")
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    si.main(_search_args(tmp_path / "cifar", full, space="darts"))
-    original = si.save_checkpoint
+    root = tmp_path_factory.mktemp("data") / "cifar"
+    make_image_folder(root, n=4)
+    return root
 
-    def save_then_die(out, state):
-        original(out, state)
-        if len(state["rows"]) == 1:
+
+def _progress(d):
+    import csv
+    with open(d / "progress.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_search_resume_after_a_kill_matches_and_feeds_nat_and_train_eval(tmp_path, cifar, monkeypatch, script):
+    from natrl.rundir import RunDir
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    search_main(_search_args(cifar, full, space="darts"))
+    original = RunDir.save_checkpoint
+
+    def save_then_die(self, state):
+        original(self, state)
+        if state["progress_rows"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(si, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        si.main(_search_args(tmp_path / "cifar", killed, space="darts"))
-    monkeypatch.setattr(si, "save_checkpoint", original)
-    si.main(["--resume", str(killed)])
-    strip = lambda d: [{k: v for k, v in r.items() if k != "seconds"} for r in  # noqa: E731
-                       __import__("csv").DictReader(open(d / "progress.csv"))]
-    assert strip(killed) == strip(full) and len(strip(full)) == 2
+    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_die)
+    with pytest.raises(SystemExit) as e:
+        search_main(_search_args(cifar, killed, space="darts"))
+    assert e.value.code == 130 and len(_progress(killed)) == 1 and not (killed / "results.json").exists()
+    monkeypatch.setattr(RunDir, "save_checkpoint", original)
+    search_main(["--resume", killed])
+    assert _progress(killed) == _progress(full) and len(_progress(full)) == 2
     a, b = (torch.load(d / "arch.pt", weights_only=True) for d in (full, killed))
     assert all(torch.equal(a[k], b[k]) for k in a) and "normal.P" in a and "reduce.beta_logits" in a
+    log = (killed / "log.txt").read_text()
+    assert log.count("run directory:") == 2 and "(resumed)" in log and "resumed after epoch 1" in log  # continued
+    assert json.loads((killed / "config.json").read_text())["kind"] == "itnas"
 
     # the found genotype is a valid NAT++ input (its ops are in the NAT++ vocabulary) and trains from scratch
     from natrl.cells import load_genotype
     from natrl.spaces import make_space
     g = load_genotype(full / "genotype.json")
     make_space("darts").encode(g)
-    te = load_script("train_eval")
-    te.main(["--arch", str(full / "genotype.json"), "--data", str(tmp_path / "cifar"), "--preset", "tiny",
-             "--epochs", "1", "--train-subset", "8", "--batch-size", "4", "--layers", "3", "--channels", "2",
-             "--out", str(tmp_path / "eval")])
+    r = script("experiments/train_eval.py", "--arch", full / "genotype.json", "--data", cifar, "--preset", "tiny",
+               "--epochs", "1", "--train-subset", "8", "--batch-size", "4", "--layers", "3", "--channels", "2",
+               "--out", tmp_path / "eval")
+    assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["arch"] == "genotype"
 
 
-def test_search_nb201_reports_table_accuracy(tmp_path):
+def test_search_nb201_reports_table_accuracy(tmp_path, cifar):
     from natrl.cells import from_arch_str
     from natrl.rewards import NB201Table
-    from test_datasets import make_image_folder
-    make_image_folder(tmp_path / "cifar", n=6)
-    si = load_script("search_itnas")
-    si.main(_search_args(tmp_path / "cifar", tmp_path / "run", variant="darts", epochs=1))
+    search_main(_search_args(cifar, tmp_path / "run", variant="darts", epochs=1))
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     table = NB201Table.load()
     assert res["reward_acc"] == float(table.score([from_arch_str(res["genotype_text"])])[0])
     assert res["reward_best"] == float(table.accuracy.max()) and 0 <= res["reward_percentile"] <= 100
+    assert {"genotype.json", "genotype.png", "arch.pt", "checkpoint.pt", "progress.csv", "log.txt"} <= set(
+        p.name for p in (tmp_path / "run").iterdir())
+    assert not list((tmp_path / "run").glob("*.tmp*"))  # every output went through a temporary file
 
 
-def test_ablation_table_from_runs(tmp_path):
-    si = load_script("search_itnas")
-    for variant, seed, acc in (("darts", 0, 80.0), ("darts", 1, 84.0), ("itnas", 0, 92.5)):
-        d = tmp_path / "runs" / f"{variant}-s{seed}"
-        d.mkdir(parents=True)
-        (d / "results.json").write_text(json.dumps({"variant": variant, "seed": seed, "reward_acc": acc,
-                                                    "params_M": 0.5, "genotype_text": "|x|"}))
-    md = si.ablation_table(tmp_path)
-    assert "| darts | ✗ | ✗ | ✗ | 82.00 ± 2.00 | 0.500 ± 0.000 | 0 1 |" in md
-    assert "| itnas | ✓ | ✓ | ✓ | 92.50 ± 0.00 | 0.500 ± 0.000 | 0 |" in md
+def test_presets_fill_only_the_knobs_not_given():
+    from natrl.config import parse_config
+    from natrl.runs.itnas import PRESETS, SearchConfig
+    cfg, given = parse_config(SearchConfig, ["--space", "nb201", "--preset", "tiny", "--data", "D", "--epochs", "3"])
+    assert cfg.epochs == 3 and cfg.channels == PRESETS[("nb201", "tiny")]["channels"] and given >= {"epochs"}
+    cfg, _ = parse_config(SearchConfig, ["--data", "D"])
+    assert (cfg.layers, cfg.epochs) == (8, 50)
+    cfg, _ = parse_config(SearchConfig, ["--data", "D", "--space", "nb201"])
+    assert cfg.layers == 5
+
+
+def _bad_inputs(tmp_path, cifar):
+    (tmp_path / "notdata.txt").write_text("hello")
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    (tmp_path / "empty" / "test").mkdir()
+    (tmp_path / "notrun").mkdir()
+    (tmp_path / "natpp").mkdir()
+    (tmp_path / "natpp" / "config.json").write_text(json.dumps({"kind": "train_natpp", "config": {"lam": 0.1}}))
+    d = ["--data", cifar]
+    return [
+        ([], "--data is required"),
+        (["--data", tmp_path / "missing"], "no CIFAR-10 data at"),
+        (["--data", tmp_path / "notdata.txt"], "no CIFAR-10 data at"),
+        (["--data", tmp_path / "empty"], "has no train/<class>/*.jpg"),
+        ([*d, "--epochs", "nan"], "'nan' is not an integer"),
+        ([*d, "--epochs", "-1"], "--epochs must be >= 1"),
+        ([*d, "--epochs", "1e12"], "--epochs must be <= 100000"),
+        ([*d, "--num-gpus", "2"], "--num-gpus must be <= 1"),
+        ([*d, "--variant", "enas"], "invalid choice: 'enas'"),
+        ([*d, "--ablation", "--variants", "darts", "enas"], "invalid choice: 'enas'"),
+        ([*d, "--ablation", "--variants", "darts", "darts"], "names a variant twice"),
+        ([*d, "--table", "t.csv"], "apply to --space nb201 only"),
+        ([*d, "--space", "nb201", "--table", tmp_path], "is a directory"),
+        ([*d, "--space", "nb201", "--table", tmp_path / "notdata.txt"], "notdata.txt is not a"),
+        ([*d, "--space", "nb201", "--report-table", tmp_path / "missing.csv"], "does not exist"),
+        (["--resume", tmp_path / "missing"], "is not a run directory"),
+        (["--resume", tmp_path / "notrun"], "has no config.json"),
+        (["--resume", tmp_path / "natpp"], "holds a train_natpp run, not a itnas run"),
+    ]
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, cifar, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a default --out would land here
+    for args, message in _bad_inputs(tmp_path, cifar):
+        before = sorted(tmp_path.rglob("*"))
+        with pytest.raises(SystemExit) as e:
+            search_main([*args, "--out", tmp_path / "run"] if "--resume" not in args else args)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert sorted(tmp_path.rglob("*")) == before, args
 
 
 @pytest.mark.parametrize("args,message", [
@@ -193,40 +257,110 @@ def test_ablation_table_from_runs(tmp_path):
     (["--data", "/nonexistent"], "no CIFAR-10 data at /nonexistent"),
     (["--data", "X", "--variant", "enas"], "invalid choice: 'enas'"),
     (["--data", "X", "--table", "t.csv"], "apply to --space nb201 only"),
-    (["--resume", "/nonexistent"], "--resume takes a run directory of search_itnas.py"),
+    (["--resume", "/nonexistent"], "/nonexistent is not a run directory"),
 ])
 def test_search_cli_errors(script, tmp_path, args, message):
-    r = script("experiments/search_itnas.py", *args, "--out", tmp_path / "run")
+    r = script(SCRIPT, *args, "--out", tmp_path / "run")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()
 
 
+def test_help_shows_each_knobs_doc(script):
+    r = script(SCRIPT, "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    assert "seeds the supernet, the split, the data order and the Gumbel noise" in text
+    assert "Ray cluster to join; default $RAY_ADDRESS or a local Ray" in text and "<= 100000" in text
+    assert "../shared" not in r.stdout
+
+
+def test_resume_refuses_other_flags_a_corrupt_checkpoint_and_a_finished_run_reruns(tmp_path, cifar, capsys):
+    run = tmp_path / "run"
+    search_main(_search_args(cifar, run, variant="darts", epochs=1))
+    capsys.readouterr()
+    log = (run / "log.txt").read_text()
+    for args, message in ((["--epochs", "5"], "drop --epochs (saved 1)"),
+                          (["--space", "darts"], "drop --space (saved nb201)")):
+        with pytest.raises(SystemExit):
+            search_main(["--resume", run, *args])
+        assert message in capsys.readouterr().err
+    search_main(["--resume", run, "--seed", "4"])  # a flag that agrees with the saved config is fine
+    assert len(_progress(run)) == 1
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    log = (run / "log.txt").read_text()
+    with pytest.raises(SystemExit) as e:
+        search_main(["--resume", run])
+    assert e.value.code == 2 and "cannot read checkpoint" in capsys.readouterr().err
+    assert (run / "log.txt").read_text() == log  # nothing was written before the check
+
+
+def test_a_failed_start_leaves_no_directory(tmp_path, cifar, monkeypatch):
+    from natrl.runs import itnas
+
+    def fail(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(itnas, "train", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        search_main(_search_args(cifar, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    # the sweep the same way: an error after its directory was made, before Tune saved anything
+    import natrl.cluster
+    monkeypatch.setattr(natrl.cluster, "start_ray", lambda address=None: None)
+    monkeypatch.setattr(natrl.cluster, "check_gpus", lambda n: None)
+    monkeypatch.setattr(itnas, "make_tuner", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        search_main([*_search_args(cifar, tmp_path / "sweep"), "--ablation", "--seeds", "1"])
+    assert not (tmp_path / "sweep").exists()
+
+
+# ---- the Table 2 ablation ------------------------------------------------------------------------------------
+
+def test_ablation_table_from_runs(tmp_path):
+    from natrl.runs.itnas import ablation_table
+    for variant, seed, acc in (("darts", 0, 80.0), ("darts", 1, 84.0), ("itnas", 0, 92.5)):
+        d = tmp_path / "runs" / f"{variant}-s{seed}"
+        d.mkdir(parents=True)
+        (d / "results.json").write_text(json.dumps({"variant": variant, "seed": seed, "reward_acc": acc,
+                                                    "params_M": 0.5, "genotype_text": "|x|"}))
+    md = ablation_table(tmp_path)
+    assert "| darts | ✗ | ✗ | ✗ | 82.00 ± 2.00 | 0.500 ± 0.000 | 0 1 |" in md
+    assert "| itnas | ✓ | ✓ | ✓ | 92.50 ± 0.00 | 0.500 ± 0.000 | 0 |" in md
+    assert (tmp_path / "ablation.md").read_text() == md
+    assert "darts,✗,✗,✗,82.00 ± 2.00" in (tmp_path / "ablation.csv").read_text()
+
+
 def test_ablation_table_reads_top2_rows_from_itnas_searches(tmp_path):
-    si = load_script("search_itnas")
+    from natrl.errors import NatrlError
+    from natrl.runs.itnas import ablation_table
+    with pytest.raises(NatrlError, match="no finished searches"):
+        ablation_table(tmp_path)
     d = tmp_path / "runs" / "itnas-s0"
     d.mkdir(parents=True)
     (d / "results.json").write_text(json.dumps({
         "variant": "itnas", "seed": 0, "reward_acc": 91.0, "params_M": 0.5, "genotype_text": "|t|",
         "derivations": {"top2": {"reward_acc": 88.0, "params_M": 0.4, "genotype_text": "|k|"},
                         "tiep": {"reward_acc": 91.0, "params_M": 0.5, "genotype_text": "|t|"}}}))
-    md = si.ablation_table(tmp_path)
+    md = ablation_table(tmp_path)
     assert "| gumbel+transition | ✓ | ✓ | ✗ | 88.00 ± 0.00 | 0.400 ± 0.000 | 0 |" in md
     assert "| itnas | ✓ | ✓ | ✓ | 91.00 ± 0.00 |" in md and "read with DARTS' top-2" in md
 
 
-def test_ablation_sweep_runs_in_tune_and_resumes(tmp_path, script):
-    from test_datasets import make_image_folder
-    make_image_folder(tmp_path / "cifar", n=4)
-    args = _search_args(tmp_path / "cifar", tmp_path / "sweep", variant="darts", epochs=1)
-    r = script("experiments/search_itnas.py", *args, "--ablation", "--variants", "darts", "--seeds", "1")
+@pytest.mark.slow
+def test_ablation_sweep_runs_in_tune_and_resumes(tmp_path, cifar, script):
+    sweep = tmp_path / "sweep"
+    args = _search_args(cifar, sweep, variant="darts", epochs=1)
+    r = script(SCRIPT, *args, "--ablation", "--variants", "darts", "--seeds", "1")
     assert r.returncode == 0, r.stderr[-2000:]
-    res = json.loads((tmp_path / "sweep" / "runs" / "darts-s0" / "results.json").read_text())
+    res = json.loads((sweep / "runs" / "darts-s0" / "results.json").read_text())
     assert res["variant"] == "darts" and "reward_acc" in res
-    assert "| darts | ✗ | ✗ | ✗ |" in (tmp_path / "sweep" / "ablation.md").read_text()
-    stamp = (tmp_path / "sweep" / "runs" / "darts-s0" / "results.json").stat().st_mtime_ns
-    r = script("experiments/search_itnas.py", "--resume", tmp_path / "sweep")  # restores the Tune sweep
+    assert "| darts | ✗ | ✗ | ✗ |" in (sweep / "ablation.md").read_text()
+    assert json.loads((sweep / "config.json").read_text())["kind"] == "itnas-ablation"
+    stamp = (sweep / "runs" / "darts-s0" / "results.json").stat().st_mtime_ns
+    r = script(SCRIPT, "--resume", sweep)  # restores the Tune sweep; the finished search is not run again
     assert r.returncode == 0, r.stderr[-2000:]
-    assert (tmp_path / "sweep" / "runs" / "darts-s0" / "results.json").stat().st_mtime_ns == stamp
-    r = script("experiments/search_itnas.py", *args[:-2], "--ablation", "--variants", "darts,enas",
-               "--out", tmp_path / "bad")
-    assert r.returncode == 2 and "--variants 'darts,enas'" in r.stderr and not (tmp_path / "bad").exists()
+    assert (sweep / "runs" / "darts-s0" / "results.json").stat().st_mtime_ns == stamp
+    r = script(SCRIPT, "--resume", sweep, "--seeds", "2")
+    assert r.returncode == 2 and "drop --seeds (saved 1)" in r.stderr
+    r = script(SCRIPT, "--resume", sweep / "runs" / "darts-s0", "--epochs", "1")  # a trial's search resumes alone
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -115,7 +115,7 @@ def test_cli_refuses_to_overwrite_a_run(trained_run, script):
     (["--lam", "nan"], "--lam nan is not a finite number"),
     (["--iters", "1e12"], "--iters must be <= 1e+08"),
     (["--table", "/nonexistent/t.anb"], "does not exist"),
-    (["--num-gpus", "64"], "the Ray cluster has 0 GPU(s)"),
+    (["--num-gpus", "64"], "this machine has 0 CUDA device(s)"),
 ])
 def test_cli_bad_flags_one_line(script, tmp_path, args, message):
     r = script("experiments/train_natpp.py", *args, "--out", tmp_path / "run")

@@ -38,6 +38,7 @@ def test_resolve_forms(tmp_path):
     assert zoo.resolve("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")[1].space == "nb201"
 
 
+@pytest.mark.slow
 def test_arch_info_json(script, tmp_path):
     png = tmp_path / "cells.png"
     r = script("analysis/arch_info.py", "NAT_DARTS", "--json", "--plot", png)
@@ -59,13 +60,19 @@ def test_arch_info_transitions_json(script):
     (["{tmp}/bad.json"], "malformed JSON"),
     (["{tmp}/cycle.json"], "points forward or to itself"),
     (["{tmp}/missing.json"], "does not exist"),
+    (["{tmp}/deep.json"], "cannot read architecture"),
     (["|x~0|"], "unknown op 'x'"),
+    (["|nor_conv_3x3~\uff10|"], "non-ASCII characters"),
     (["--transitions", "foo"], "invalid choice"),
     (["--bogus-flag"], "unrecognized arguments"),
-    (["DARTS_V2", "--plot", "/nonexistent-dir/x.png"], "cannot write"),
+    (["DARTS_V2", "--plot", "/nonexistent-dir/x.png"], "folder /nonexistent-dir does not exist"),
+    (["DARTS_V2", "--plot", "{tmp}/exists.png"], "exists.png exists; pass --force"),
+    ([], "give an architecture"),
 ])
 def test_arch_info_bad_input_one_line(script, tmp_path, args, message):
     (tmp_path / "bad.json").write_text('{"normal": [')
+    (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    (tmp_path / "exists.png").write_text("")
     cyc = zoo.get("DARTS_V2").to_json()
     cyc["normal"][0] = ["sep_conv_3x3", 3, 2]
     (tmp_path / "cycle.json").write_text(json.dumps(cyc))
@@ -73,3 +80,66 @@ def test_arch_info_bad_input_one_line(script, tmp_path, args, message):
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "exists.png").read_text() == ""  # never overwritten without --force
+
+
+def darts_json(**change):
+    d = zoo.get("DARTS_V2").to_json()
+    d.update(change)
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("|nor_conv_3x3~\uff10|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+     "non-ASCII"),                                                   # fullwidth zero: int() would read it as 0
+    ("|nor_conv_3x3~\u00b2|", "non-ASCII"),                          # superscript two: isdigit() but not int()
+    ("|nor_conv_3x3~0|" * 1000, "6 edges"),
+    ("Genotype(" + "[" * 5000, "cannot parse DARTS text"),
+    ("", "empty architecture"),
+    ("{tmp}/deep.json", "cannot read architecture"),
+    ("{tmp}/latin1.json", "cannot read genotype file"),
+    ("{tmp}/dir.json", "cannot read genotype file"),
+    ("{tmp}/list.json", "expected a JSON object"),
+    ("{tmp}/types.json", "{tmp}/types.json"),
+    ("{tmp}/concat.json", "{tmp}/concat.json"),
+])
+def test_resolve_arch_malformed_is_one_line(tmp_path, spec, message):
+    from natrl.tables.common import resolve_arch
+    (tmp_path / "deep.json").write_text('{"normal": ' + "[" * 100000 + "]" * 100000 + "}")
+    (tmp_path / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
+    (tmp_path / "dir.json").mkdir()
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "types.json").write_text(darts_json(normal=[["sep_conv_3x3", "zero", 2]] * 8))
+    (tmp_path / "concat.json").write_text(darts_json(normal_concat=[[2], {"a": 1}]))
+    with pytest.raises(NatrlError) as e:
+        resolve_arch(spec.format(tmp=tmp_path))
+    assert message.format(tmp=tmp_path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_arch_info_plot_force_and_text(tmp_path):
+    from natrl.config import parse_config
+    from natrl.tables.arch_info import ArchInfoConfig, arch_info
+    nb201 = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    png = tmp_path / "c.png"
+    png.write_text("old")
+    with pytest.raises(NatrlError, match="pass --force"):
+        arch_info(*parse_config(ArchInfoConfig, ["--arch", nb201, "--plot", str(png)]))
+    text = arch_info(*parse_config(ArchInfoConfig, ["--arch", nb201, "--plot", str(png), "--force"]))
+    assert png.read_bytes()[:4] == b"\x89PNG" and f"cells drawn to {png}" in text
+    assert "(nb201 space) on cifar10" in text and "output = node 3" in text
+    with pytest.raises(NatrlError, match="ending in .png"):
+        parse_config(ArchInfoConfig, ["--arch", "VGG", "--plot", str(tmp_path / "c.gif")])
+    with pytest.raises(NatrlError, match="no ImageNet setting"):
+        arch_info(*parse_config(ArchInfoConfig, ["--arch", nb201, "--dataset", "imagenet"]))
+    assert "DARTS_V2" in arch_info(*parse_config(ArchInfoConfig, ["--list"])).splitlines()
+
+
+def test_arch_info_dataset_choices_match_the_networks():
+    import typing
+
+    from natrl.nets.eval_net import DATASETS
+    from natrl.tables.arch_info import ArchInfoConfig
+    from natrl.transitions import PRESETS
+    hints = typing.get_type_hints(ArchInfoConfig)
+    assert list(typing.get_args(hints["dataset"])) == list(DATASETS)
+    assert list(typing.get_args(typing.get_args(hints["transitions"])[0])) == list(PRESETS)

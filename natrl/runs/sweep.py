@@ -15,13 +15,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from natrl.config import RunConfig, knob
 from natrl.errors import NatrlError
 
 KIND = "sweep"
-ABLATIONS = {  # name -> list of TrainConfig overrides, one per grid point
+ABLATIONS: dict[str, list[dict[str, Any]]] = {  # name -> list of TrainConfig overrides, one per grid point
     "lam": [{"lam": v} for v in (3e-4, 3e-3, 3e-2, 3e-1, 3.0)],
     "gcn_layers": [{"gcn_layers": v} for v in (1, 2, 5, 10)],
     "m": [{"m": v, "n": 1} for v in (1, 5, 10, 30)],  # Table 5 varies one of m, n with the other at 1
@@ -110,7 +110,7 @@ def trial_grid(cfg: SweepConfig) -> list[dict]:
 def trial_resources(cfg: SweepConfig):
     """Placement group of one trial: the trial's own CPU, then one bundle per supernet shard."""
     from ray.tune import PlacementGroupFactory
-    bundles = [{"CPU": 1}]
+    bundles: list[dict[str, float]] = [{"CPU": 1}]
     if cfg.reward == "supernet":
         bundles += [{"CPU": 1, "GPU": 1}] * cfg.num_gpus if cfg.num_gpus else [{"CPU": 1}] * cfg.cpu_shards
     return PlacementGroupFactory(bundles)
@@ -217,7 +217,7 @@ def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
     if cfg.resume:
         cfg = resume_config(SweepConfig, cfg, set(given), KIND)
     check_inputs(cfg)
-    start_ray(cfg.address)
+    start_ray(cfg.address, num_gpus=cfg.num_gpus)
     check_gpus(cfg.num_gpus)
     run = RunDir.start(cfg, KIND, f"sweep-{cfg.reward}", root="sweeps", marker="tune")
     with run:

@@ -18,7 +18,7 @@ import numpy as np
 
 from natrl.config import RunConfig, knob
 from natrl.errors import NatrlError
-from natrl.rundir import RunDir, rng_state, seed_everything, set_rng_state
+from natrl.rundir import Progress, RunDir, rng_state, seed_everything, set_rng_state
 
 KIND = "transformer"
 
@@ -174,7 +174,8 @@ class TransformerRun:
         self.iters = 0 if cfg.policy == "random" else cfg.iters  # the random policy has nothing to learn
         self.total = self.iters * (cfg.epochs if self.supernet else 1)
         self.rng = np.random.default_rng(cfg.seed)  # the supernet's input cells
-        self.backend = self.algo = None
+        self.backend: Any = None
+        self.algo: Any = None
         self.started, self.done_epochs = time.time(), 0
 
     # ---- building and stopping -----------------------------------------------------------------------
@@ -218,11 +219,16 @@ class TransformerRun:
     def _sub_envs(self):
         return [e.unwrapped for e in self.algo.env_runner.env.unwrapped.envs]
 
+    @property
+    def progress(self) -> Progress:
+        assert self.run.progress is not None, "open_progress() first"
+        return self.run.progress
+
     def state_dict(self) -> dict:
         state = {"module": self.learner.module["default_policy"].state_dict(),
                  "optimizer": self._optimizer().state_dict(), "envs": [e.get_state() for e in self._sub_envs()],
                  "rng": self.rng.bit_generator.state, "global_rng": rng_state(), "epoch": self.done_epochs,
-                 "progress_rows": len(self.run.progress.rows), "seconds": time.time() - self.started}
+                 "progress_rows": len(self.progress.rows), "seconds": time.time() - self.started}
         if self.backend is not None:
             state["supernet"] = self.backend.state_dict()
         return state
@@ -250,7 +256,7 @@ class TransformerRun:
         self.started = time.time() - state["seconds"]
 
     def checkpoint(self):
-        self.run.progress.flush()
+        self.progress.flush()
         self.run.save_checkpoint(self.state_dict())
         if self.report is not None:
             self.report({}, self.run.path / "checkpoint.pt")
@@ -258,20 +264,20 @@ class TransformerRun:
     # ---- Algorithm 1 ---------------------------------------------------------------------------------
     def policy_update(self, **extra):
         res = self.algo.train()["learners"]["default_policy"]
-        row = {"iter": len(self.run.progress.rows) + 1, **extra,
-               "episodes": (len(self.run.progress.rows) + 1) * self.cfg.m * self.cfg.n,
+        row = {"iter": len(self.progress.rows) + 1, **extra,
+               "episodes": (len(self.progress.rows) + 1) * self.cfg.m * self.cfg.n,
                "reward_mean": float(res["reward_mean"]), "entropy": float(res["entropy"]),
                "baseline": float(res["baseline"]), "time_s": round(time.time() - self.started, 2)}
-        if not all(np.isfinite(row[k]) for k in ("reward_mean", "entropy", "baseline")):
+        if not all(np.isfinite(float(row[k])) for k in ("reward_mean", "entropy", "baseline")):
             raise NatrlError(f"the policy update {row['iter']} gave a non-finite loss term ({row}); lower --lr or "
                              "--lam (the last checkpoint is kept; no results were written)")
-        self.run.progress.log(row)
+        self.progress.log(row)
         self._print(row)
         if self.report is not None:
             self.report(row, None)
 
     def _print(self, row: dict):
-        rows, every = self.run.progress.rows, max(1, self.total // 20)
+        rows, every = self.progress.rows, max(1, self.total // 20)
         i = len(rows)
         if i % every == 0 or i == self.total:
             recent = rows[-every:]
@@ -281,7 +287,7 @@ class TransformerRun:
                   f"{row['time_s']:6.1f}s  eta {eta:5.0f}s", flush=True)
 
     def search_tabular(self):
-        done = len(self.run.progress.rows)
+        done = len(self.progress.rows)
         for i in range(done, self.iters):
             self.policy_update()
             if (i + 1) % self.cfg.checkpoint_every == 0 and i + 1 < self.iters:
@@ -314,7 +320,7 @@ class TransformerRun:
     def evaluate(self, module, search_seconds: float) -> tuple[dict, list, str]:
         cfg, name = self.cfg, self.run.path.name
         common = {"run": name, "seed": cfg.seed, "search_seconds": search_seconds,
-                  "reward_evaluations": len(self.run.progress.rows) * cfg.m * cfg.n}
+                  "reward_evaluations": len(self.progress.rows) * cfg.m * cfg.n}
         if self.supernet:
             from natrl.evaluate import evaluate_supernet, supernet_markdown
             print(f"deriving {cfg.eval_inputs} random inputs (best of {cfg.best_of} by supernet accuracy) ...",
@@ -341,12 +347,12 @@ class TransformerRun:
         self.run.open_progress(keep_rows=state["progress_rows"] if state else None)
         if state is not None:
             self.load_state_dict(state)
-            print(f"resumed after {len(self.run.progress.rows)} policy updates", flush=True)
+            print(f"resumed after {len(self.progress.rows)} policy updates", flush=True)
         (self.search_supernet if self.supernet else self.search_tabular)()
         search_seconds = round(time.time() - self.started, 1)  # the search cost: everything before evaluation
         module = self.save_policy()
-        if self.run.progress.rows:
-            plot_curve(self.run.progress.rows, self.run.path / "curve.png")
+        if self.progress.rows:
+            plot_curve(self.progress.rows, self.run.path / "curve.png")
         results, records, md = self.evaluate(module, search_seconds)
         self.run.write_json("derived.json", records)
         self.run.write_json("results.json", results)
@@ -366,7 +372,8 @@ def train(cfg: TrainConfig, given: set[str] | frozenset = frozenset(), report=No
         cfg = resume_config(TrainConfig, cfg, set(given), KIND)
     check_config(cfg)  # library callers (a Tune trial) pass configs no parser has checked
     inputs = load_inputs(cfg)  # a bad --table or --data fails here, before anything is written
-    start_ray(cfg.address, min_cpus=1 + (cfg.num_gpus or cfg.cpu_shards if cfg.reward == "supernet" else 1))
+    start_ray(cfg.address, min_cpus=1 + (cfg.num_gpus or cfg.cpu_shards if cfg.reward == "supernet" else 1),
+              num_gpus=cfg.num_gpus)
     check_gpus(cfg.num_gpus)
     run = RunDir.start(cfg, KIND, cfg.run_name)
     with run:
