@@ -1,7 +1,7 @@
 """Supernet benchmarks (not tests): training and scoring throughput, and where a training iteration's time goes.
 
 Run:
-    python benchmarks/bench_supernet.py [--data ../shared/data/cifar10_jpg.tar.gz] [--preset tiny] [--steps 30]
+    python benchmarks/bench_supernet.py [--data path/to/cifar10_jpg.tar.gz] [--preset tiny] [--steps 30]
 
 Measures, in one process on the current machine:
 1. supernet training throughput (images/s): our path (uint8 data on the device, batched on-device crop/flip)

@@ -1,6 +1,6 @@
 """Exact parameter and multiply-add counts, measured on the real evaluation network.
 
-What is counted (the papers' convention, FACTS.md section 5):
+What is counted (the papers' convention, docs/papers.md):
 - #Params: every learnable parameter of the network (convolutions, BatchNorm affine, classifier) except the
   auxiliary head, which exists only during training.
 - #MAdds: one multiply-add per weight per output position, over every Conv2d (grouped and dilated convs

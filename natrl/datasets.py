@@ -126,7 +126,7 @@ def _source(root: Path, dataset: str = "cifar10") -> tuple[str, Path]:
     if dataset == "cifar100":
         raise NatrlError(f"no CIFAR-100 data at {root}; expected cifar-100-python/{{train,test}} (python pickle), "
                          "train|test/<class>/*.png (image folder) or a .tar.gz of that folder")
-    raise NatrlError(f"no CIFAR-10 data at {root}; expected {LAYOUTS} (e.g. --data ../shared/data/cifar10_jpg.tar.gz)")
+    raise NatrlError(f"no CIFAR-10 data at {root}; expected {LAYOUTS} (e.g. --data path/to/cifar10_jpg.tar.gz)")
 
 
 def cache_dir() -> Path:

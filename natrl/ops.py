@@ -46,7 +46,7 @@ OP_INFO: dict[str, OpInfo] = {
 # DARTS' reference code calls the null op 'none'; in the DARTS space we spell it 'null' like the NAT authors.
 DARTS_ALIASES = {"none": "null"}
 
-# NAT++ (13 ops), in the released code's index order (FACTS.md section 1).
+# NAT++ (13 ops), in the released code's index order (docs/papers.md).
 NATPP_OPS = (
     "max_pool_3x3", "max_pool_5x5", "avg_pool_3x3", "avg_pool_5x5", "skip_connect",
     "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",

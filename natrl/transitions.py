@@ -1,7 +1,7 @@
 """Transition rules: which new op may replace an edge's current op, as a boolean matrix over a vocabulary.
 
 ``mask[i, j]`` is True when op ``vocab[i]`` may become op ``vocab[j]``. Both rules are derived from the ops'
-(type, kernel) attributes in natrl.ops, never typed in; tests compare the NAT++ result with FACTS.md section 2.
+(type, kernel) attributes in natrl.ops, never typed in; tests compare the NAT++ result with docs/papers.md.
 
 - NAT (keep / null / skip): O -> {O, N, S}; S -> {S, N}; N -> {N, S}.
 - NAT++ (two-level): type may only move conv -> sep -> dil -> pool (max and avg pooling are one type) and the

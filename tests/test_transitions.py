@@ -6,8 +6,8 @@ from natrl.errors import NatrlError
 from natrl.ops import NAT_OPS, NATPP_OPS, NB201_OPS, OP_INFO, VOCABULARIES
 from natrl.transitions import transition_mask
 
-# FACTS.md section 2, rows = current op, columns = new op, in NATPP_OPS order (typed from the table).
-FACTS_NATPP = """
+# docs/papers.md, rows = current op, columns = new op, in NATPP_OPS order (typed from the table).
+PAPER_NATPP = """
 1 . 1 . 1 . . . . . . . 1
 1 1 1 1 1 . . . . . . . 1
 1 . 1 . 1 . . . . . . . 1
@@ -25,7 +25,7 @@ FACTS_NATPP = """
 
 
 def test_natpp_matrix_equals_released_table():
-    expected = np.array([[c == "1" for c in row.split()] for row in FACTS_NATPP.strip().splitlines()])
+    expected = np.array([[c == "1" for c in row.split()] for row in PAPER_NATPP.strip().splitlines()])
     assert NATPP_OPS[0] == "max_pool_3x3" and NATPP_OPS[-1] == "null" and len(NATPP_OPS) == 13
     np.testing.assert_array_equal(transition_mask("natpp", "natpp"), expected)
 

@@ -7,7 +7,7 @@ Each ``training_step`` samples m * n one-step episodes (m inputs beta, n transfo
 repeats each input n times), takes one Adam step on the loss below, and syncs the weights to the EnvRunners.
 The baseline b (``baseline``):
 - ``ema`` (the papers'): an exponential moving average of the *reward* (the released code averaged the
-  advantage, FACTS.md section 4): b <- decay * b + (1 - decay) * mean(R), started at the first batch's mean,
+  advantage, docs/papers.md): b <- decay * b + (1 - decay) * mean(R), started at the first batch's mean,
   applied before it is updated with the current batch. It lives in the RLModule as a buffer, so checkpoints
   hold it.
 - ``input``: for n >= 2, the mean reward of the *other* n - 1 samples of the same input beta (leave-one-out, so

@@ -1,7 +1,7 @@
 """ITNAS architecture weights: annealed Gumbel softmax on outer edges, inter-layer transitions on inner edges, and
 the two ways to turn them into a cell (DARTS' top-k per node, and transition-induced iterative edge pruning).
 
-Notation of the ITNAS paper (../shared/papers/003_*.txt):
+Notation of the ITNAS paper (docs/method.md, ITNAS):
 - Z^(i,j) [K]: the (softened one-hot) operation weights of edge (i, j). Outer edges leave a cell input
   (i < num_inputs); inner edges leave an intermediate node.
 - Outer edges (Eqn. 5): Z = softmax((log alpha + G) / tau), G ~ Gumbel(0, 1), tau annealed linearly from 5 to

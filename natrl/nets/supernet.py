@@ -1,4 +1,4 @@
-"""The weight-sharing supernet that scores DARTS-space cells (NAT Section 4.1, FACTS.md section 3).
+"""The weight-sharing supernet that scores DARTS-space cells (NAT Section 4.1, docs/papers.md).
 
 DARTS macro structure: a 3C stem, ``layers`` cells with reductions at 1/3 and 2/3 of the depth, global pooling
 and a classifier. Every cell position holds one *op bank* per (from, to) node pair: an instance of every op of

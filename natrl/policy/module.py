@@ -1,7 +1,7 @@
 """The transformer policy pi(alpha | beta; theta) as an RLlib TorchRLModule that reads only the observation.
 
 Encoders (``model_config["encoder"]``):
-- ``gcn`` (NAT Section 3.3, without the released code's flaws, FACTS.md section 4): a node's input feature is
+- ``gcn`` (NAT Section 3.3, without the released code's flaws, docs/papers.md): a node's input feature is
   its kind and position embeddings plus a message from each incoming edge, ReLU(W [embedding(op),
   position(src)]) (so which op arrives from where is kept, not just the multiset of ops); ``gcn_layers``
   graph convolutions H' = A_hat H W (ReLU between layers) with A_hat = D^-1/2 (A + I) D^-1/2 over the

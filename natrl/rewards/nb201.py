@@ -4,7 +4,7 @@ The table is analog-nasbench's ``data.anb`` (its ``baseline_accuracy``, percent,
 through a restricted unpickler that maps the two record classes to plain local classes and refuses every
 other global, so no code from the data file runs. Tuple position i of its key is edge
 (1,2),(1,3),(1,4),(2,3),(2,4),(3,4) (1-based nodes) and its op index is 0 skip, 1 none, 2 conv3x3, 3 conv1x1,
-4 avg_pool (FACTS.md section 6).
+4 avg_pool (docs/papers.md).
 """
 from __future__ import annotations
 
