@@ -51,6 +51,8 @@ def _no_constants(name: str):
 def read_json(path, fix: str = FIX) -> Any:
     """The JSON value in ``path``; every way the file can be unreadable is one NatrlError naming it and ``fix``."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise NatrlError(f"{path} is not a regular file (a pipe or a device); {fix}")
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -186,7 +188,8 @@ def load_run(run: Path) -> dict:
 # ---- many runs -------------------------------------------------------------------------------------------
 
 def _is_run(d: Path) -> bool:
-    return (d / "results.json").is_file() and (d / "config.json").is_file()
+    """results.json and a config.json (which :func:`load_run` refuses in one line if it is not a JSON file)."""
+    return (d / "results.json").is_file() and (d / "config.json").exists()
 
 
 def find_runs(root: Path) -> list[Path]:

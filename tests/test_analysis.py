@@ -314,6 +314,9 @@ def test_bad_paths_are_one_line(tmp_path):
     assert "no runs of the m or n ablations found" in one_line_error("table5", tmp_path / "empty")
     assert "give one or more sweep or run directories" in one_line_error("table5")
     (good / "config.json").unlink()
+    (good / "config.json").mkdir()
+    assert "config.json is a directory, not a JSON file" in one_line_error("table5", good)
+    (good / "config.json").rmdir()
     assert "has results.json but no config.json" in one_line_error("table5", good)
 
 
