@@ -6,6 +6,7 @@ Run:
 Expected: DARTS_V2 3.35M / 528.4M on CIFAR-10 (paper 3.3 / 528); takes about a minute on 2 cores. --out is
 created if missing; cost_table.md / .csv already there are refused (before the counting starts) unless --force.
 """
+
 import sys
 
 from natrl import cli

@@ -13,6 +13,7 @@ held-out NB201 inputs with the cells each run's policy derives from them (best o
 accuracies. --reduce adds the reduction cells. Writes fig5.png into --out (created if missing; an existing
 fig5.png is refused unless --force) and prints "wrote OUT/fig5.png (N rows)". Bad input exits 2 with one line.
 """
+
 import sys
 
 from natrl import cli

@@ -10,6 +10,7 @@ and the best of k samples), and prints the tables. A missing ablation is skipped
 Expected shape in the papers: a 2-layer GCN and lambda = 3e-2 are best, lambda = 3 is near random.
 Files already in --out are refused unless --force; bad or missing run directories exit 2 with one line.
 """
+
 import sys
 
 from natrl import cli

@@ -11,6 +11,7 @@ Sampling-GCN = one sample of the GCN policy, and the best of k samples chosen by
 derive). The paper's order: Sampling-GCN > Maximum-GCN, LSTM > Random Search.
 Files already in --out are refused unless --force; bad or missing run directories exit 2 with one line.
 """
+
 import sys
 
 from natrl import cli

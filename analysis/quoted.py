@@ -7,6 +7,7 @@ Expected: Table 3 lists ENAS, DARTS, NAONet and PC-DARTS with the rows /, NAO, E
 MAdds M, CIFAR-10 and CIFAR-100 accuracy %); Table 1 the hand-crafted models (MobileNetV2 has one NAT/NAT++ row).
 The data live in natrl/tables/quoted.py.
 """
+
 import sys
 
 from natrl import cli

@@ -13,6 +13,7 @@ Writes table4.{md,tex,csv} (mean ± std), fig6_points.csv and fig6.png (accuracy
 its transforms) into --out (created if missing). Files already there are refused unless --force; bad or
 missing run directories (or a derived.json that is missing or malformed) exit 2 with one line.
 """
+
 import sys
 
 from natrl import cli

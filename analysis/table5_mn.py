@@ -10,6 +10,7 @@ the search cost (seconds of policy training, and reward evaluations = updates x 
 gain from larger m and n at a cost that grows linearly; every setting gets the same number of updates.
 Files already in --out are refused unless --force; bad or missing run directories exit 2 with one line.
 """
+
 import sys
 
 from natrl import cli

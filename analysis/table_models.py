@@ -14,6 +14,7 @@ with analysis/quoted.py). Writes table1 or table3 .{md,tex,csv} into --out (crea
 there are refused unless --force. Table 1's models are whole networks in the paper; ours are their cells in the
 DARTS macro structure, so our costs differ from the quoted ones by construction.
 """
+
 import sys
 
 from natrl import cli

@@ -11,6 +11,7 @@ belongs, a missing key or a string where a number belongs is one :class:`~natrl.
 names the file and the fix. Outputs go through :class:`Outputs`: every file is checked before any is written
 and each is written atomically.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,11 +35,23 @@ SOURCES = {  # results kind -> how its accuracy was measured
 }
 FIX = "repair or remove that run"
 # config fields the tables group or filter by, and their types (checked where present)
-CONFIG_TYPES = {"seed": int, "m": int, "n": int, "gcn_layers": int, "iters": int, "lam": float,
-                "holdout_frac": float, "rule": str, "policy": str, "tag": str, "space": str}
+CONFIG_TYPES = {
+    "seed": int,
+    "m": int,
+    "n": int,
+    "gcn_layers": int,
+    "iters": int,
+    "lam": float,
+    "holdout_frac": float,
+    "rule": str,
+    "policy": str,
+    "tag": str,
+    "space": str,
+}
 
 
 # ---- reading JSON ----------------------------------------------------------------------------------------
+
 
 class _NonFinite(ValueError):
     pass
@@ -70,8 +83,9 @@ def read_json(path, fix: str = FIX) -> Any:
     except RecursionError:
         raise NatrlError(f"{path} nests JSON too deeply to be a natrl file; {fix}") from None
     except _NonFinite as e:
-        raise NatrlError(f"{path} holds {e}, not a finite number (the run failed or the file was edited); "
-                         f"{fix}") from None
+        raise NatrlError(
+            f"{path} holds {e}, not a finite number (the run failed or the file was edited); {fix}"
+        ) from None
 
 
 def _is_number(v) -> bool:
@@ -86,7 +100,7 @@ def value_at(obj, keys, where, kind: type = float, fix: str = FIX):
             v = v[k]
             continue
         if not isinstance(v, dict) or k not in v:
-            path = ".".join(map(str, keys[:i + 1]))
+            path = ".".join(map(str, keys[: i + 1]))
             raise NatrlError(f"{where} has no field '{path}'; {fix}")
         v = v[k]
     ok = _is_number(v) if kind is float else isinstance(v, kind) and not (kind is int and isinstance(v, bool))
@@ -106,6 +120,7 @@ def read_object(path, fix: str = FIX) -> dict:
 
 # ---- one run ---------------------------------------------------------------------------------------------
 
+
 def result_kind(results: dict) -> str:
     """nb201, supernet, scratch (train_eval) or unknown: what produced a results.json."""
     if results.get("kind") == "train_eval":
@@ -122,12 +137,22 @@ def _nb201_metrics(res: dict, where: str) -> dict:
     best = next((k for k in rows if k.startswith("policy (best of")), None)
     if best is None:
         raise NatrlError(f"{where} has no 'policy (best of k)' row; {FIX}")
-    names = {"sample": "policy (1 sample)", "argmax": "policy (argmax)", "best_of": best,
-             "optimum": "per-input optimum", "random": "random valid", "fixed_rule": "best fixed per-op rule"}
+    names = {
+        "sample": "policy (1 sample)",
+        "argmax": "policy (argmax)",
+        "best_of": best,
+        "optimum": "per-input optimum",
+        "random": "random valid",
+        "fixed_rule": "best fixed per-op rule",
+    }
     out = {f"gain_{k}": value_at(rows, [row, "reward", "mean"], where) for k, row in names.items()}
     if isinstance(rows.get("policy (1 sample)"), dict) and "report" in rows["policy (1 sample)"]:
-        out.update({f"report_gain_{k}": value_at(rows, [names[k], "report", "mean"], where)
-                    for k in ("sample", "argmax", "best_of")})
+        out.update(
+            {
+                f"report_gain_{k}": value_at(rows, [names[k], "report", "mean"], where)
+                for k in ("sample", "argmax", "best_of")
+            }
+        )
     return out
 
 
@@ -137,9 +162,11 @@ def headline_metrics(kind: str, res: dict, where: str = "results.json") -> dict:
     if kind == "nb201":
         return _nb201_metrics(res, where)
     if kind == "supernet":
-        return {"gain_best_of": value_at(res, ["gain", "mean"], where),
-                "acc_input": value_at(res, ["accuracy_input", "mean"], where),
-                "acc_derived": value_at(res, ["accuracy_derived", "mean"], where)}
+        return {
+            "gain_best_of": value_at(res, ["gain", "mean"], where),
+            "acc_input": value_at(res, ["accuracy_input", "mean"], where),
+            "acc_derived": value_at(res, ["accuracy_derived", "mean"], where),
+        }
     if kind == "scratch":
         return {k: value_at(res, [k], where) for k in ("test_acc", "params_M", "madds_M")}
     return {}
@@ -176,9 +203,15 @@ def load_run(run: Path) -> dict:
     where = run / "results.json"
     res = read_object(where)
     kind = result_kind(res)
-    row = {**cfg, "kind": kind, "source": SOURCES.get(kind, kind), "run": run.name, "path": str(run),
-           "search_seconds": _optional_number(res, "search_seconds", where),
-           "reward_evaluations": _optional_number(res, "reward_evaluations", where)}
+    row = {
+        **cfg,
+        "kind": kind,
+        "source": SOURCES.get(kind, kind),
+        "run": run.name,
+        "path": str(run),
+        "search_seconds": _optional_number(res, "search_seconds", where),
+        "reward_evaluations": _optional_number(res, "reward_evaluations", where),
+    }
     row.update(headline_metrics(kind, res, str(where)))
     if kind == "scratch":
         row.update(scratch_labels(res, str(where)))
@@ -186,6 +219,7 @@ def load_run(run: Path) -> dict:
 
 
 # ---- many runs -------------------------------------------------------------------------------------------
+
 
 def _is_run(d: Path) -> bool:
     """results.json and a config.json (which :func:`load_run` refuses in one line if it is not a JSON file)."""
@@ -221,12 +255,14 @@ def load_runs(paths) -> pd.DataFrame:
         empty += [] if runs else [root]
         rows += [load_run(r) for r in runs]
     if rows and empty:
-        raise NatrlError(f"{empty[0]} holds no runs (no folder with config.json and results.json); "
-                         "drop it or give the sweep or run directory you meant")
+        raise NatrlError(
+            f"{empty[0]} holds no runs (no folder with config.json and results.json); "
+            "drop it or give the sweep or run directory you meant"
+        )
     return pd.DataFrame(rows)
 
 
-def read_derived(run: Path, kind: str) -> list[dict]:
+def read_derived(run: str | Path, kind: str) -> list[dict]:
     """derived.json of an NB201 or supernet run, one checked record per input:
     nb201 -> {input, input_acc, arch_str, acc} (the best-of-k derived cell); supernet -> {input, derived,
     acc_input, acc_derived, params_M: (input, derived), madds_M: (input, derived)}."""
@@ -247,13 +283,21 @@ def _nb201_record(r: dict, where: str) -> dict:
     best = next((k for k in r if k.startswith("policy (best of")), None)
     if best is None:
         raise NatrlError(f"{where} has no 'policy (best of k)' entry; {FIX}")
-    return {"input": value_at(r, ["input"], where, str), "input_acc": value_at(r, ["input_acc"], where),
-            "arch_str": value_at(r, [best, "arch_str"], where, str), "acc": value_at(r, [best, "acc"], where)}
+    return {
+        "input": value_at(r, ["input"], where, str),
+        "input_acc": value_at(r, ["input_acc"], where),
+        "arch_str": value_at(r, [best, "arch_str"], where, str),
+        "acc": value_at(r, [best, "acc"], where),
+    }
 
 
 def _supernet_record(r: dict, where: str) -> dict:
-    out = {"input": value_at(r, ["input_darts"], where, str), "derived": value_at(r, ["derived_darts"], where, str),
-           "acc_input": value_at(r, ["acc_input"], where), "acc_derived": value_at(r, ["acc_derived"], where)}
+    out = {
+        "input": value_at(r, ["input_darts"], where, str),
+        "derived": value_at(r, ["derived_darts"], where, str),
+        "acc_input": value_at(r, ["acc_input"], where),
+        "acc_derived": value_at(r, ["acc_derived"], where),
+    }
     for k in ("params_M", "madds_M"):
         pair = value_at(r, [k], where, list)
         out[k] = (value_at(r, [k, 0], where), value_at(r, [k, 1], where)) if len(pair) == 2 else None
@@ -289,13 +333,18 @@ def check_uniform(frame: pd.DataFrame, fields=("iters", "holdout_frac", "reward"
 
 # ---- numbers and tables ----------------------------------------------------------------------------------
 
+
 def mean_std(values) -> tuple[float, float]:
     v = np.asarray(list(values), dtype=float)
     return float(v.mean()), float(v.std(ddof=0)) if len(v) > 1 else 0.0
 
 
 def pm(mean: float, std: float, digits: int = 2) -> str:
-    return "-" if mean is None or (isinstance(mean, float) and math.isnan(mean)) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return (
+        "-"
+        if mean is None or (isinstance(mean, float) and math.isnan(mean))
+        else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    )
 
 
 def summarise(frame: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
@@ -321,8 +370,15 @@ def provenance(frame: pd.DataFrame) -> str:
 
 
 def _latex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("~", r"\textasciitilde{}")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("±", r"$\pm$"),
+        ("~", r"\textasciitilde{}"),
+    ):
         s = s.replace(a, b)
     return s
 
@@ -336,15 +392,22 @@ def markdown(table: pd.DataFrame) -> str:
 
 def latex(table: pd.DataFrame, caption: str) -> str:
     cols = list(table.columns)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}",
-             r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule",
-             " & ".join(_latex_escape(str(c)) for c in cols) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{_latex_escape(caption)}}}",
+        r"\begin{tabular}{" + "l" * len(cols) + "}",
+        r"\toprule",
+        " & ".join(_latex_escape(str(c)) for c in cols) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_latex_escape(str(v)) for v in row) + r" \\" for row in table.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines)
 
 
 # ---- writing ---------------------------------------------------------------------------------------------
+
 
 class Outputs:
     """The files a script writes into one ``--out`` folder: collected first, then :meth:`commit` checks every
@@ -387,7 +450,7 @@ class Outputs:
         if self.dir.exists() and not self.dir.is_dir():
             raise NatrlError(f"{self.flag} {self.dir} is a file; give a directory")
         if self.dir.is_dir():
-            for name in (self.items if names is None else names):
+            for name in self.items if names is None else names:
                 check_new_output(self.dir / name, self.force, self.flag)
 
     def commit(self) -> list[Path]:
@@ -414,11 +477,13 @@ def write_file(path: Path, how: str, content, flag: str = "--out") -> Path:
     finally:
         if how == "figure":
             import matplotlib.pyplot as plt
+
             plt.close(content)
 
 
-def write_table(out_dir: Path, stem: str, shown: pd.DataFrame, caption: str, data: pd.DataFrame | None = None,
-                force: bool = True) -> str:
+def write_table(
+    out_dir: Path, stem: str, shown: pd.DataFrame, caption: str, data: pd.DataFrame | None = None, force: bool = True
+) -> str:
     """``stem``.md, ``stem``.tex and ``stem``.csv written atomically into ``out_dir`` (see
     :meth:`Outputs.table`). Returns the Markdown."""
     out = Outputs(out_dir, force)

@@ -1,5 +1,6 @@
 """The tables of natrl.tables on small synthetic result directories: known numbers in, exact table cells out;
 every malformed input one line; outputs refused unless --force. A few checks run the analysis/ scripts."""
+
 import json
 from pathlib import Path
 
@@ -17,8 +18,21 @@ BETA = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_con
 def fake_run(root: Path, name: str, config: dict, results: dict, derived=None) -> Path:
     d = root / name
     d.mkdir(parents=True)
-    base = {"rule": "natpp", "space": "nb201", "reward": "nb201", "policy": "gcn", "gcn_layers": 2, "lam": 0.03,
-            "m": 32, "n": 2, "iters": 400, "holdout_frac": 0.2, "table": None, "seed": 0, "tag": ""}
+    base = {
+        "rule": "natpp",
+        "space": "nb201",
+        "reward": "nb201",
+        "policy": "gcn",
+        "gcn_layers": 2,
+        "lam": 0.03,
+        "m": 32,
+        "n": 2,
+        "iters": 400,
+        "holdout_frac": 0.2,
+        "table": None,
+        "seed": 0,
+        "tag": "",
+    }
     (d / "config.json").write_text(json.dumps({"config": {**base, **config}}))
     (d / "results.json").write_text(json.dumps(results))
     if derived is not None:
@@ -28,22 +42,34 @@ def fake_run(root: Path, name: str, config: dict, results: dict, derived=None) -
 
 def nb201_results(sample, argmax=None, best=None, seconds=10.0, evaluations=100):
     row = lambda v: {"reward": {"mean": v, "std": 1.0}}
-    return {"num_inputs": 5, "search_seconds": seconds, "reward_evaluations": evaluations, "rows": {
-        "keep-all": row(0.0), "random valid": {"reward": {"mean": -11.0, "std": None}},
-        "best fixed per-op rule": row(1.0), "per-input optimum": row(5.0), "policy (1 sample)": row(sample),
-        "policy (argmax)": row(argmax if argmax is not None else sample),
-        "policy (best of 10)": row(best if best is not None else sample)},
-        "optimum_fraction": {"reward": sample / 5.0}}
+    return {
+        "num_inputs": 5,
+        "search_seconds": seconds,
+        "reward_evaluations": evaluations,
+        "rows": {
+            "keep-all": row(0.0),
+            "random valid": {"reward": {"mean": -11.0, "std": None}},
+            "best fixed per-op rule": row(1.0),
+            "per-input optimum": row(5.0),
+            "policy (1 sample)": row(sample),
+            "policy (argmax)": row(argmax if argmax is not None else sample),
+            "policy (best of 10)": row(best if best is not None else sample),
+        },
+        "optimum_fraction": {"reward": sample / 5.0},
+    }
 
 
 def derived(alpha, acc, beta=BETA):
     return [{"input": beta, "input_acc": 90.0, "policy (best of 10)": {"arch_str": alpha, "acc": acc}}]
 
 
-COMMANDS = {"fig7": (ablations.Fig7Config, ablations.fig7), "table5": (ablations.Table5Config, ablations.table5_command),
-            "learners": (ablations.LearnersConfig, ablations.learners_command),
-            "table4": (random_inputs.Table4Config, random_inputs.table4_command),
-            "models": (models.ModelsConfig, models.models_command)}
+COMMANDS = {
+    "fig7": (ablations.Fig7Config, ablations.fig7),
+    "table5": (ablations.Table5Config, ablations.table5_command),
+    "learners": (ablations.LearnersConfig, ablations.learners_command),
+    "table4": (random_inputs.Table4Config, random_inputs.table4_command),
+    "models": (models.ModelsConfig, models.models_command),
+}
 
 
 def run(command: str, *argv):
@@ -83,7 +109,9 @@ def test_fig7_cells(tmp_path):
 def test_table5_and_learner_cells(tmp_path):
     fake_run(tmp_path, "m1", {"tag": "m", "m": 1, "n": 1}, nb201_results(1.0, seconds=10, evaluations=400))
     fake_run(tmp_path, "m30", {"tag": "m", "m": 30, "n": 1}, nb201_results(3.0, seconds=50, evaluations=12000))
-    fake_run(tmp_path, "n30", {"tag": "n", "m": 1, "n": 30, "rule": "nat"}, nb201_results(2.5, seconds=40, evaluations=12000))
+    fake_run(
+        tmp_path, "n30", {"tag": "n", "m": 1, "n": 30, "rule": "nat"}, nb201_results(2.5, seconds=40, evaluations=12000)
+    )
     out = tmp_path / "t"
     run("table5", tmp_path, "--out", out)
     md = (out / "table5.md").read_text()
@@ -117,11 +145,15 @@ def table4_runs(root: Path) -> Path:
 def test_table4_costs_and_accuracies(tmp_path):
     from natrl.cells import from_arch_str
     from natrl.costs import genotype_cost
+
     out = tmp_path / "t"
     run("table4", table4_runs(tmp_path / "runs"), "--out", out, "--inputs", "1")
     md = (out / "table4.md").read_text()
     cost = {a: genotype_cost(from_arch_str(a)) for a in (BETA, NAT, NATPP)}
-    assert f"| random inputs | {cost[BETA].params_m:.3f} ± 0.000 | {cost[BETA].madds_m:.1f} ± 0.0 | 90.00 ± 0.00 | 1 | 0 |" in md
+    assert (
+        f"| random inputs | {cost[BETA].params_m:.3f} ± 0.000 | {cost[BETA].madds_m:.1f} ± 0.0 | 90.00 ± 0.00 | 1 | 0 |"
+        in md
+    )
     assert f"| NAT | {cost[NAT].params_m:.3f} ± 0.000 | {cost[NAT].madds_m:.1f} ± 0.0 | 91.00 ± 0.00 | 1 | 0 |" in md
     assert f"| NAT++ | {cost[NATPP].params_m:.3f} ± 0.000 | {cost[NATPP].madds_m:.1f} ± 0.0 | 92.50 ± 0.00 |" in md
     assert (out / "fig6.png").exists() and len(pd.read_csv(out / "fig6_points.csv")) == 4
@@ -129,8 +161,14 @@ def test_table4_costs_and_accuracies(tmp_path):
 
 def test_table4_supernet_runs(tmp_path):
     res = {"gain": {"mean": 1.0}, "accuracy_input": {"mean": 80.0}, "accuracy_derived": {"mean": 81.0}}
-    rec = lambda a, b: {"input_darts": f"Genotype(in{a})", "derived_darts": "Genotype(out)", "acc_input": a,
-                        "acc_derived": b, "params_M": [3.0, 2.0], "madds_M": [500.0, 400.0]}
+    rec = lambda a, b: {
+        "input_darts": f"Genotype(in{a})",
+        "derived_darts": "Genotype(out)",
+        "acc_input": a,
+        "acc_derived": b,
+        "params_M": [3.0, 2.0],
+        "madds_M": [500.0, 400.0],
+    }
     fake_run(tmp_path, "natpp", {"space": "darts", "reward": "supernet"}, res, [rec(80.0, 82.0), rec(70.0, 71.0)])
     out = tmp_path / "t"
     shown = random_inputs.table4(random_inputs.load_runs([tmp_path]))[0]
@@ -143,8 +181,20 @@ def test_table4_supernet_runs(tmp_path):
 
 
 def scratch_results(acc, **extra):
-    return {"kind": "train_eval", "arch": "NATv2_DARTS", "model": "DARTS", "method": "NAT++", "dataset": "cifar10",
-            "params_M": 2.48, "madds_M": 394.2, "test_acc": acc, "epochs": 600, "layers": 20, "channels": 36, **extra}
+    return {
+        "kind": "train_eval",
+        "arch": "NATv2_DARTS",
+        "model": "DARTS",
+        "method": "NAT++",
+        "dataset": "cifar10",
+        "params_M": 2.48,
+        "madds_M": 394.2,
+        "test_acc": acc,
+        "epochs": 600,
+        "layers": 20,
+        "channels": 36,
+        **extra,
+    }
 
 
 def test_table_models_puts_ours_beside_quoted(tmp_path):
@@ -154,15 +204,21 @@ def test_table_models_puts_ours_beside_quoted(tmp_path):
     run("models", tmp_path, "--table", "3", "--out", out)
     md = (out / "table3.md").read_text()
     assert "| DARTS | NAT++ | quoted (NAT++ Table 3) | 2.5 | 395 | 97.30 | 83.56 |" in md
-    assert "| DARTS | NAT++ | ours, trained from scratch (20 cells, C=36, 600 epochs; seeds 0 1) | 2.48 | 394 | 97.25 ± 0.25 | - |" in md
+    assert (
+        "| DARTS | NAT++ | ours, trained from scratch (20 cells, C=36, 600 epochs; seeds 0 1) | 2.48 | 394 "
+        "| 97.25 ± 0.25 | - |" in md
+    )
     lines = md.splitlines()
-    assert lines.index(next(x for x in lines if "| ours" in x)) == lines.index(
-        "| DARTS | NAT++ | quoted (NAT++ Table 3) | 2.5 | 395 | 97.30 | 83.56 |") + 1  # ours right below the quote
+    assert (
+        lines.index(next(x for x in lines if "| ours" in x))
+        == lines.index("| DARTS | NAT++ | quoted (NAT++ Table 3) | 2.5 | 395 | 97.30 | 83.56 |") + 1
+    )  # ours right below the quote
     assert "give --table 1" in one_line_error("models", tmp_path, "--out", out)
 
 
 def test_quoted_rows_match_the_paper_layout():
     from natrl.tables.quoted import METHODS, TABLE1, TABLE3, quoted_frame
+
     t1, t3 = quoted_frame(1), quoted_frame(3)
     assert len(t3) == len(TABLE3) * len(METHODS) and len(t1) == len(TABLE1) * len(METHODS) - 1
     assert t1[t1["model"] == "MobileNetV2"]["method"].iloc[-1] == "NAT/NAT++"
@@ -179,6 +235,7 @@ def test_positional_paths_and_flags_in_any_order():
 
 
 # ---- outputs ---------------------------------------------------------------------------------------------
+
 
 def test_existing_outputs_are_refused_unless_force(tmp_path):
     runs = tmp_path / "runs"
@@ -219,15 +276,24 @@ def test_refused_and_forced_on_the_command_line(tmp_path, script):
 
 # ---- malformed inputs ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("script,args,message", [
-    ("analysis/fig7_ablations.py", [], "no runs of the gcn_layers or lam ablations found"),
-    ("analysis/table5_mn.py", [], "no runs of the m or n ablations found; make them with: python experiments/sweep.py"),
-    ("analysis/nat_table3_learners.py", [], "no runs of the policy ablation found"),
-    ("analysis/table4_random.py", [], "no GCN-policy runs"),
-    ("analysis/table_models.py", ["--table", "1"], "no train_eval.py runs of Table 1's models"),
-])
+
+@pytest.mark.parametrize(
+    "script,args,message",
+    [
+        ("analysis/fig7_ablations.py", [], "no runs of the gcn_layers or lam ablations found"),
+        (
+            "analysis/table5_mn.py",
+            [],
+            "no runs of the m or n ablations found; make them with: python experiments/sweep.py",
+        ),
+        ("analysis/nat_table3_learners.py", [], "no runs of the policy ablation found"),
+        ("analysis/table4_random.py", [], "no GCN-policy runs"),
+        ("analysis/table_models.py", ["--table", "1"], "no train_eval.py runs of Table 1's models"),
+    ],
+)
 def test_missing_inputs_give_a_clear_message(script, tmp_path, args, message):
     from conftest import run_script
+
     (tmp_path / "empty").mkdir()
     r = run_script(script, tmp_path / "empty", *args, "--out", tmp_path / "t")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
@@ -257,9 +323,16 @@ MALFORMED = [  # (file, content, message)
     ("results.json", '{"rows": ', "results.json is not valid JSON (line 1"),
     ("results.json", [1, 2], "results.json holds a JSON list, not an object"),
     ("results.json", {"rows": {}}, "has no 'policy (best of k)' row"),
-    ("results.json", {**GOOD, "rows": {**GOOD["rows"], "policy (1 sample)": {"reward": {"mean": "3"}}}},
-     "field 'policy (1 sample).reward.mean' is '3', not a number"),
-    ("results.json", {**GOOD, "rows": {**GOOD["rows"], "policy (argmax)": {}}}, "has no field 'policy (argmax).reward'"),
+    (
+        "results.json",
+        {**GOOD, "rows": {**GOOD["rows"], "policy (1 sample)": {"reward": {"mean": "3"}}}},
+        "field 'policy (1 sample).reward.mean' is '3', not a number",
+    ),
+    (
+        "results.json",
+        {**GOOD, "rows": {**GOOD["rows"], "policy (argmax)": {}}},
+        "has no field 'policy (argmax).reward'",
+    ),
     ("results.json", {**GOOD, "search_seconds": "ten"}, "field 'search_seconds' is 'ten', not a number"),
     ("results.json", "[" * 100000 + "]" * 100000, "nests JSON too deeply"),
     ("results.json", json.dumps(GOOD).replace("1.0", "NaN", 1), "holds NaN, not a finite number"),
@@ -270,7 +343,11 @@ MALFORMED = [  # (file, content, message)
     ("config.json", {"config": {"tag": "m", "m": "one", "seed": 0}}, "field 'm' is 'one', not an integer"),
     ("config.json", {"config": {"tag": "m", "m": 1}}, "config.json has no field 'seed'"),
     ("config.json", {"config": {"tag": "m", "m": True, "seed": 0}}, "field 'm' is True, not an integer"),
-    ("config.json", {"config": {"tag": "m", "n": 1, "seed": 0, "rule": "nat"}}, "config.json has no 'm', which Table 5 needs"),
+    (
+        "config.json",
+        {"config": {"tag": "m", "n": 1, "seed": 0, "rule": "nat"}},
+        "config.json has no 'm', which Table 5 needs",
+    ),
 ]
 
 
@@ -282,19 +359,24 @@ def test_malformed_run_files_are_one_line(tmp_path, name, content, message):
     assert not (tmp_path / "t").exists()
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "derived.json does not exist"),
-    ({"input": BETA}, "holds no list of derived records"),
-    ([], "holds no list of derived records"),
-    (["x"], "record 0 is not an object"),
-    ([{"input": BETA, "input_acc": 90.0}], "record 0 has no 'policy (best of k)' entry"),
-    ([{"input": BETA, "input_acc": "high", "policy (best of 10)": {"arch_str": BETA, "acc": 1.0}}],
-     "field 'input_acc' is 'high', not a number"),
-    (derived("|nor_conv_3x3~０|", 91.0), "non-ASCII characters"),
-    (derived("|nor_conv_3x3~²|", 91.0), "non-ASCII characters"),
-    (derived("DARTS_V2", 91.0), "'DARTS_V2' is not an NB201 arch_str"),
-    (derived("|foo~0|", 91.0), "unknown op 'foo'"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "derived.json does not exist"),
+        ({"input": BETA}, "holds no list of derived records"),
+        ([], "holds no list of derived records"),
+        (["x"], "record 0 is not an object"),
+        ([{"input": BETA, "input_acc": 90.0}], "record 0 has no 'policy (best of k)' entry"),
+        (
+            [{"input": BETA, "input_acc": "high", "policy (best of 10)": {"arch_str": BETA, "acc": 1.0}}],
+            "field 'input_acc' is 'high', not a number",
+        ),
+        (derived("|nor_conv_3x3~０|", 91.0), "non-ASCII characters"),
+        (derived("|nor_conv_3x3~²|", 91.0), "non-ASCII characters"),
+        (derived("DARTS_V2", 91.0), "'DARTS_V2' is not an NB201 arch_str"),
+        (derived("|foo~0|", 91.0), "unknown op 'foo'"),
+    ],
+)
 def test_malformed_derived_json_is_one_line(tmp_path, content, message):
     d = fake_run(tmp_path, "natpp", {"tag": "policy"}, GOOD)
     if content is not None:
@@ -320,8 +402,9 @@ def test_bad_paths_are_one_line(tmp_path):
     assert "has results.json but no config.json" in one_line_error("table5", good)
 
 
-@pytest.mark.parametrize("name,content", [("results.json", [1]), ("config.json", b"\xff"),
-                                          ("results.json", "[" * 50000)])
+@pytest.mark.parametrize(
+    "name,content", [("results.json", [1]), ("config.json", b"\xff"), ("results.json", "[" * 50000)]
+)
 def test_malformed_run_on_the_command_line(tmp_path, script, name, content):
     d = fake_run(tmp_path, "a", {"tag": "lam"}, GOOD)
     spoil(d, name, content)
@@ -337,6 +420,7 @@ def test_nb201_cost_decomposition_is_exact():
     from natrl.cells import nb201_cell
     from natrl.costs import genotype_cost, nb201_cost
     from natrl.ops import NB201_OPS
+
     rng = np.random.default_rng(0)
     for _ in range(4):
         ops = list(rng.choice(NB201_OPS, 6))
@@ -345,15 +429,19 @@ def test_nb201_cost_decomposition_is_exact():
 
 @pytest.mark.slow
 def test_fig5_cells_published_and_nb201(tmp_path, script):
-    r = script("analysis/fig5_cells.py", "--rows", "DARTS_V2 NAT_DARTS NATv2_DARTS", "--reduce", "--out", tmp_path / "a")
+    r = script(
+        "analysis/fig5_cells.py", "--rows", "DARTS_V2 NAT_DARTS NATv2_DARTS", "--reduce", "--out", tmp_path / "a"
+    )
     assert r.returncode == 0 and "(1 rows)" in r.stdout and (tmp_path / "a" / "fig5.png").stat().st_size > 0
     runs = [fake_run(tmp_path, name, {}, nb201_results(0.0), derived(BETA, 90.0)) for name in ("nat", "natpp")]
     cfg, given = parse_config(cells.Fig5Config, ["--nb201", *map(str, runs), "--out", str(tmp_path / "b")])
     assert cells.fig5(cfg, given) == tmp_path / "b" / "fig5.png"
     r = script("analysis/fig5_cells.py", "--rows", "NoSuchNet", "--out", tmp_path / "c")
     assert r.returncode == 2 and "NoSuchNet" in r.stderr and "Traceback" not in r.stderr
-    for argv, message in ((["--nb201", str(runs[0])], "--nb201 takes two run directories"),
-                          (["--rows", " "], "an empty --rows entry"),
-                          (["--nb201", str(tmp_path / "x"), str(runs[1])], "is not a directory")):
+    for argv, message in (
+        (["--nb201", str(runs[0])], "--nb201 takes two run directories"),
+        (["--rows", " "], "an empty --rows entry"),
+        (["--nb201", str(tmp_path / "x"), str(runs[1])], "is not a directory"),
+    ):
         with pytest.raises(NatrlError, match=message):
             cells.fig5(*parse_config(cells.Fig5Config, argv + ["--out", str(tmp_path / "d")]))

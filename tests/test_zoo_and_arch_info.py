@@ -1,4 +1,5 @@
 """Registry lookups and the arch_info command line."""
+
 import json
 
 import pytest
@@ -14,9 +15,16 @@ def test_registry_holds_every_published_genotype():
         assert n in zoo.names()
 
 
-@pytest.mark.parametrize("alias,name", [("darts_v2", "DARTS_V2"), ("MobileNetV2", "Mobilenetv2"),
-                                        ("NATPP_DARTS", "NATv2_DARTS"), ("nat++_enas", "NATv2_ENAS"),
-                                        ("pc_darts", "PC_DARTS_cifar")])
+@pytest.mark.parametrize(
+    "alias,name",
+    [
+        ("darts_v2", "DARTS_V2"),
+        ("MobileNetV2", "Mobilenetv2"),
+        ("NATPP_DARTS", "NATv2_DARTS"),
+        ("nat++_enas", "NATv2_ENAS"),
+        ("pc_darts", "PC_DARTS_cifar"),
+    ],
+)
 def test_aliases(alias, name):
     assert zoo.entry(alias).name == name and zoo.get(alias) == zoo.get(name)
 
@@ -32,6 +40,7 @@ def test_enas_has_five_intermediate_nodes():
 
 def test_resolve_forms(tmp_path):
     from natrl.cells import save_genotype
+
     p = save_genotype(zoo.get("VGG"), tmp_path / "vgg.json")
     assert zoo.resolve(str(p)) == ("vgg", zoo.get("VGG"))
     assert zoo.resolve(zoo.get("DARTS_V2").darts_text())[1].normal.ops == zoo.get("DARTS_V2").normal.ops
@@ -55,20 +64,23 @@ def test_arch_info_transitions_json(script):
     assert len(out["ops"]) == 13 and len(out["mask"]) == 13 and out["mask"][4] == [0] * 4 + [1] + [0] * 7 + [1]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["NOPE"], "unknown architecture 'NOPE'"),
-    (["{tmp}/bad.json"], "malformed JSON"),
-    (["{tmp}/cycle.json"], "points forward or to itself"),
-    (["{tmp}/missing.json"], "does not exist"),
-    (["{tmp}/deep.json"], "cannot read architecture"),
-    (["|x~0|"], "unknown op 'x'"),
-    (["|nor_conv_3x3~\uff10|"], "non-ASCII characters"),
-    (["--transitions", "foo"], "invalid choice"),
-    (["--bogus-flag"], "unrecognized arguments"),
-    (["DARTS_V2", "--plot", "/nonexistent-dir/x.png"], "folder /nonexistent-dir does not exist"),
-    (["DARTS_V2", "--plot", "{tmp}/exists.png"], "exists.png exists; pass --force"),
-    ([], "give an architecture"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["NOPE"], "unknown architecture 'NOPE'"),
+        (["{tmp}/bad.json"], "malformed JSON"),
+        (["{tmp}/cycle.json"], "points forward or to itself"),
+        (["{tmp}/missing.json"], "does not exist"),
+        (["{tmp}/deep.json"], "cannot read architecture"),
+        (["|x~0|"], "unknown op 'x'"),
+        (["|nor_conv_3x3~\uff10|"], "non-ASCII characters"),
+        (["--transitions", "foo"], "invalid choice"),
+        (["--bogus-flag"], "unrecognized arguments"),
+        (["DARTS_V2", "--plot", "/nonexistent-dir/x.png"], "folder /nonexistent-dir does not exist"),
+        (["DARTS_V2", "--plot", "{tmp}/exists.png"], "exists.png exists; pass --force"),
+        ([], "give an architecture"),
+    ],
+)
 def test_arch_info_bad_input_one_line(script, tmp_path, args, message):
     (tmp_path / "bad.json").write_text('{"normal": [')
     (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
@@ -89,22 +101,28 @@ def darts_json(**change):
     return json.dumps(d)
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("|nor_conv_3x3~\uff10|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-     "non-ASCII"),                                                   # fullwidth zero: int() would read it as 0
-    ("|nor_conv_3x3~\u00b2|", "non-ASCII"),                          # superscript two: isdigit() but not int()
-    ("|nor_conv_3x3~0|" * 1000, "6 edges"),
-    ("Genotype(" + "[" * 5000, "cannot parse DARTS text"),
-    ("", "empty architecture"),
-    ("{tmp}/deep.json", "cannot read architecture"),
-    ("{tmp}/latin1.json", "cannot read genotype file"),
-    ("{tmp}/dir.json", "cannot read genotype file"),
-    ("{tmp}/list.json", "expected a JSON object"),
-    ("{tmp}/types.json", "{tmp}/types.json"),
-    ("{tmp}/concat.json", "{tmp}/concat.json"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        (
+            "|nor_conv_3x3~\uff10|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+            "non-ASCII",
+        ),  # fullwidth zero: int() would read it as 0
+        ("|nor_conv_3x3~\u00b2|", "non-ASCII"),  # superscript two: isdigit() but not int()
+        ("|nor_conv_3x3~0|" * 1000, "6 edges"),
+        ("Genotype(" + "[" * 5000, "cannot parse DARTS text"),
+        ("", "empty architecture"),
+        ("{tmp}/deep.json", "cannot read architecture"),
+        ("{tmp}/latin1.json", "cannot read genotype file"),
+        ("{tmp}/dir.json", "cannot read genotype file"),
+        ("{tmp}/list.json", "expected a JSON object"),
+        ("{tmp}/types.json", "{tmp}/types.json"),
+        ("{tmp}/concat.json", "{tmp}/concat.json"),
+    ],
+)
 def test_resolve_arch_malformed_is_one_line(tmp_path, spec, message):
     from natrl.tables.common import resolve_arch
+
     (tmp_path / "deep.json").write_text('{"normal": ' + "[" * 100000 + "]" * 100000 + "}")
     (tmp_path / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
     (tmp_path / "dir.json").mkdir()
@@ -119,6 +137,7 @@ def test_resolve_arch_malformed_is_one_line(tmp_path, spec, message):
 def test_arch_info_plot_force_and_text(tmp_path):
     from natrl.config import parse_config
     from natrl.tables.arch_info import ArchInfoConfig, arch_info
+
     nb201 = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     png = tmp_path / "c.png"
     png.write_text("old")
@@ -140,6 +159,7 @@ def test_arch_info_dataset_choices_match_the_networks():
     from natrl.nets.eval_net import DATASETS
     from natrl.tables.arch_info import ArchInfoConfig
     from natrl.transitions import PRESETS
+
     hints = typing.get_type_hints(ArchInfoConfig)
     assert list(typing.get_args(hints["dataset"])) == list(DATASETS)
     assert list(typing.get_args(typing.get_args(hints["transitions"])[0])) == list(PRESETS)

@@ -1,6 +1,7 @@
 """The sweep's ablations as the papers' tables: NAT++ Fig. 7 (GCN depth, lambda), NAT++ Table 5 (m, n and the
 search cost) and NAT Table 3 (policy learners). Each reads the runs of ``experiments/sweep.py`` (the ``tag`` of
 a run's config names its ablation), averages over seeds and writes ``.md``, ``.tex`` and ``.csv`` files."""
+
 from __future__ import annotations
 
 import sys
@@ -47,11 +48,15 @@ def cell(r: pd.DataFrame, metric: str) -> str:
 
 # ---- NAT++ Fig. 7 ----------------------------------------------------------------------------------------
 
+
 def ablation_frame(frame: pd.DataFrame, tag: str, key: str, metrics: list[str]):
     """(runs, summary): per (rule, value of ``key``), mean/std over seeds of ``metrics`` for the GCN-policy
     runs of ablation ``tag``."""
-    runs = require(select(frame, tag=tag, policy="gcn"), f"runs of the {tag} ablation",
-                   f"python experiments/sweep.py --ablations {tag}")
+    runs = require(
+        select(frame, tag=tag, policy="gcn"),
+        f"runs of the {tag} ablation",
+        f"python experiments/sweep.py --ablations {tag}",
+    )
     require_fields(runs, ["rule", key], f"the {tag} ablation")
     return runs, summarise(check_uniform(runs), ["rule", key], metrics)
 
@@ -71,15 +76,18 @@ def shown_table(summary: pd.DataFrame, key: str, metrics: dict[str, str]) -> pd.
 def fig7_figure(summaries: dict):
     """Gain (1 sample) vs the ablated value, one panel per ablation; ``summaries``: key -> (summary, source)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, len(summaries), figsize=(5 * len(summaries), 3.6), squeeze=False)
     for ax, (key, (summary, source)) in zip(axes[0], summaries.items()):
         for rule, style in (("nat", "o--"), ("natpp", "s-")):
             r = summary[summary["rule"] == rule].sort_values(key)
             if not r.empty:
-                ax.errorbar(r[key], r["gain_sample_mean"], yerr=r["gain_sample_std"], fmt=style, capsize=3,
-                            label=RULES[rule])
+                ax.errorbar(
+                    r[key], r["gain_sample_mean"], yerr=r["gain_sample_std"], fmt=style, capsize=3, label=RULES[rule]
+                )
         if key == "lam":
             ax.set_xscale("log")
         ax.set_xlabel(PANELS[key])
@@ -97,18 +105,24 @@ def fig7_tables(frame: pd.DataFrame, out: Outputs) -> dict:
     summaries, skipped = {}, []
     for key, label in PANELS.items():
         if select(frame, tag=key, policy="gcn").empty:
-            skipped.append(f"skipping {key}: no runs of the {key} ablation found; make them with: "
-                           f"python experiments/sweep.py --ablations {key}")
+            skipped.append(
+                f"skipping {key}: no runs of the {key} ablation found; make them with: "
+                f"python experiments/sweep.py --ablations {key}"
+            )
             continue
         runs, summary = ablation_frame(frame, key, key, list(FIG7_METRICS))
-        caption = (f"NAT++ Fig. 7 ({'a' if key == 'gcn_layers' else 'b'}): mean accuracy gain (points) of the "
-                   f"transformed cells over their inputs vs {label}; mean ± std over seeds (number of seeds). "
-                   + provenance(runs))
+        caption = (
+            f"NAT++ Fig. 7 ({'a' if key == 'gcn_layers' else 'b'}): mean accuracy gain (points) of the "
+            f"transformed cells over their inputs vs {label}; mean ± std over seeds (number of seeds). "
+            + provenance(runs)
+        )
         out.table(f"fig7_{key}", shown_table(summary, key, FIG7_METRICS), caption, summary)
         summaries[key] = (summary, min(runs["source"]))
     if not summaries:
-        raise NatrlError("no runs of the gcn_layers or lam ablations found; make them with: "
-                         "python experiments/sweep.py --ablations gcn_layers lam")
+        raise NatrlError(
+            "no runs of the gcn_layers or lam ablations found; make them with: "
+            "python experiments/sweep.py --ablations gcn_layers lam"
+        )
     for note in skipped:
         print(note, file=sys.stderr)
     return summaries
@@ -129,6 +143,7 @@ def fig7(cfg: Fig7Config, given=None) -> list:
 
 # ---- NAT++ Table 5 ---------------------------------------------------------------------------------------
 
+
 def table5_row(tag: str, m, n, g: pd.DataFrame) -> dict:
     row = {"varied": tag, "m": int(m), "n": int(n)}
     for rule, label in RULES.items():
@@ -145,15 +160,18 @@ def table5_row(tag: str, m, n, g: pd.DataFrame) -> dict:
 
 def table5(frame: pd.DataFrame):
     """(shown, summary, caption) of NAT++ Table 5."""
-    runs = require(select(frame, tag=["m", "n"]), "runs of the m or n ablations",
-                   "python experiments/sweep.py --ablations m n")
+    runs = require(
+        select(frame, tag=["m", "n"]), "runs of the m or n ablations", "python experiments/sweep.py --ablations m n"
+    )
     check_uniform(require_fields(runs, ["rule", "m", "n"], "Table 5"))
     summary = summarise(runs, ["tag", "rule", "m", "n"], ["gain_sample", "search_seconds", "reward_evaluations"])
     rows = [table5_row(tag, m, n, g) for (tag, m, n), g in summary.groupby(["tag", "m", "n"], sort=True)]
     shown = pd.DataFrame(rows).sort_values(["varied", "m", "n"])
-    caption = ("NAT++ Table 5: effect of m (n = 1) and n (m = 1); gain = mean accuracy gain (points) of one sampled "
-               "transformation per input, mean ± std over seeds (number of seeds); search cost = seconds of policy "
-               "training on one CPU core and reward evaluations (updates x m x n). " + provenance(runs))
+    caption = (
+        "NAT++ Table 5: effect of m (n = 1) and n (m = 1); gain = mean accuracy gain (points) of one sampled "
+        "transformation per input, mean ± std over seeds (number of seeds); search cost = seconds of policy "
+        "training on one CPU core and reward evaluations (updates x m x n). " + provenance(runs)
+    )
     return shown, summary, caption
 
 
@@ -164,10 +182,12 @@ def table5_command(cfg: Table5Config, given=None) -> str:
 
 # ---- NAT Table 3 -----------------------------------------------------------------------------------------
 
+
 def nat_table3(frame: pd.DataFrame):
     """(shown, summary, caption) of NAT Table 3."""
-    runs = require(select(frame, tag="policy"), "runs of the policy ablation",
-                   "python experiments/sweep.py --ablations policy")
+    runs = require(
+        select(frame, tag="policy"), "runs of the policy ablation", "python experiments/sweep.py --ablations policy"
+    )
     require_fields(runs, ["rule", "policy"], "NAT Table 3")
     check_uniform(runs[runs["policy"] != "random"])  # the random policy trains for 0 updates by design
     summary = summarise(runs, ["rule", "policy"], ["gain_sample", "gain_argmax", "gain_best_of"])
@@ -177,12 +197,13 @@ def nat_table3(frame: pd.DataFrame):
         for rule, name in RULES.items():
             row[name] = cell(summary[(summary["rule"] == rule) & (summary["policy"] == policy)], metric)
         rows.append(row)
-    caption = ("NAT Table 3: policy learners; mean accuracy gain (points) of the transformed cells over their inputs, "
-               "mean ± std over seeds (number of seeds). " + provenance(runs))
+    caption = (
+        "NAT Table 3: policy learners; mean accuracy gain (points) of the transformed cells over their inputs, "
+        "mean ± std over seeds (number of seeds). " + provenance(runs)
+    )
     return pd.DataFrame(rows), summary, caption
 
 
 def learners_command(cfg: LearnersConfig, given=None) -> str:
     """The NAT Table 3 command: nat_table3.{md,tex,csv} into ``cfg.out``; prints the Markdown."""
     return write_one(cfg, "nat_table3", *nat_table3(load_runs(cfg.paths)))
-

@@ -1,5 +1,6 @@
 """One architecture's params, MAdds and cells (with the papers' numbers where published), a transition rule's
 vocabulary and valid-transition matrix, or the registry's names."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,11 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 class ArchInfoConfig(RunConfig):
     """What arch_info shows."""
 
-    arch: str | None = knob(None, "registry name, genotype .json file, NB201 arch_str or Genotype(...) text "
-                                  "(may come first, without --arch)", metavar="ARCH")
+    arch: str | None = knob(
+        None,
+        "registry name, genotype .json file, NB201 arch_str or Genotype(...) text (may come first, without --arch)",
+        metavar="ARCH",
+    )
     dataset: Literal["cifar10", "cifar100", "imagenet"] = knob("cifar10", "evaluation network of the count")
     json: bool = knob(False, "print machine-readable JSON")
     plot: str | None = knob(None, "draw the cell(s) to this .png (or .pdf, .svg) file", metavar="FILE.png")
@@ -39,8 +43,11 @@ class ArchInfoConfig(RunConfig):
 def cell_lines(genotype) -> list[str]:
     lines = []
     for kind, cell in genotype.cells().items():
-        lines.append(f"{kind} cell (output = concat of nodes {list(cell.concat)}):" if genotype.space == "darts"
-                     else f"{kind} cell (output = node {cell.concat[0]}):")
+        lines.append(
+            f"{kind} cell (output = concat of nodes {list(cell.concat)}):"
+            if genotype.space == "darts"
+            else f"{kind} cell (output = node {cell.concat[0]}):"
+        )
         lines += [f"  {s} -> {d}  {op}" for op, s, d in cell.edges]
     return lines
 
@@ -50,11 +57,19 @@ def arch_report(name: str, genotype, dataset: str) -> dict:
     registry entry, the published numbers."""
     from natrl import zoo
     from natrl.costs import genotype_cost
+
     e = zoo.entry(name) if name in zoo.names() else None
     cost = genotype_cost(genotype, dataset, **(e.defaults.get(dataset, {}) if e else {}))
-    report = {"name": name, "space": genotype.space, "dataset": dataset, "params_M": round(cost.params_m, 3),
-              "madds_M": round(cost.madds_m, 1), "params": cost.params, "madds": cost.madds,
-              "genotype": genotype.to_json()}
+    report = {
+        "name": name,
+        "space": genotype.space,
+        "dataset": dataset,
+        "params_M": round(cost.params_m, 3),
+        "madds_M": round(cost.madds_m, 1),
+        "params": cost.params,
+        "madds": cost.madds,
+        "genotype": genotype.to_json(),
+    }
     if e and dataset in e.published:
         p, m, where = e.published[dataset]
         report["published"] = {"params_M": p, "madds_M": m, "source": where}
@@ -64,8 +79,10 @@ def arch_report(name: str, genotype, dataset: str) -> dict:
 
 
 def report_text(report: dict, genotype) -> str:
-    head = (f"{report['name']} ({genotype.space} space) on {report['dataset']}: "
-            f"{report['params_M']:.2f}M params, {report['madds_M']:.1f}M MAdds")
+    head = (
+        f"{report['name']} ({genotype.space} space) on {report['dataset']}: "
+        f"{report['params_M']:.2f}M params, {report['madds_M']:.1f}M MAdds"
+    )
     lines = [head]
     if "published" in report:
         pub = report["published"]
@@ -83,6 +100,7 @@ def transitions_text(preset: str, as_json: bool) -> str:
     """A rule's vocabulary and valid-transition matrix (rows = current op, columns = new op)."""
     from natrl.ops import vocabulary
     from natrl.transitions import PRESETS, transition_mask
+
     rule, vocab_name = PRESETS[preset]
     ops = vocabulary(vocab_name)
     mask = transition_mask(rule, ops)
@@ -100,6 +118,7 @@ def arch_info(cfg: ArchInfoConfig, given=None) -> str:
     """The arch_info command: prints (and returns) the registry names, a transition matrix or an architecture's
     report; ``cfg.plot`` also draws its cells (the file is checked before anything is counted)."""
     from natrl import zoo
+
     if cfg.list:
         text = "\n".join(zoo.names())
     elif cfg.transitions:
@@ -119,6 +138,7 @@ def architecture(cfg: ArchInfoConfig) -> str:
     report = arch_report(name, genotype, cfg.dataset)
     if cfg.plot:
         from natrl.tables.cells import genotype_figure
+
         write_file(Path(cfg.plot), "figure", genotype_figure(genotype, title=name), "--plot")
         report["plot"] = cfg.plot
     return json.dumps(report, indent=1) if cfg.json else report_text(report, genotype)

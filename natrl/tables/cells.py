@@ -1,5 +1,6 @@
 """NAT++ Fig. 5: pictures of cells side by side (the published original / NAT / NAT++ cells, any cells given, or
 held-out NB201 inputs with the cells two runs derive from them), and the picture of one genotype's cells."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,9 @@ from natrl.errors import NatrlError
 from natrl.results import Outputs, read_derived
 from natrl.tables.common import nb201_genotype, resolve_arch
 
-DEFAULT_ROWS = [f"{m} NAT_{m} NATv2_{m}" for m in ("VGG", "ResBlock", "DARTS", "ENAS")] + \
-               ["Mobilenetv2 NAT_MobileNetv2 NATv2_MobileNetv2"]
+DEFAULT_ROWS = [f"{m} NAT_{m} NATv2_{m}" for m in ("VGG", "ResBlock", "DARTS", "ENAS")] + [
+    "Mobilenetv2 NAT_MobileNetv2 NATv2_MobileNetv2"
+]
 MAX_PANELS = 200  # a figure larger than this is not readable (and takes minutes to draw)
 
 
@@ -19,11 +21,15 @@ MAX_PANELS = 200  # a figure larger than this is not readable (and takes minutes
 class Fig5Config(RunConfig):
     """NAT++ Fig. 5."""
 
-    rows: list[str] | None = knob(None, "one quoted, space-separated list of cells per row of the figure "
-                                        "(default: the published cells of VGG, ResBlock, DARTS, ENAS, MobileNetV2)",
-                                  metavar="ROW")
-    nb201: list[str] | None = knob(None, "NAT_RUN NATPP_RUN: draw held-out NB201 inputs and the cells both runs "
-                                         "derive from them", metavar="RUN")
+    rows: list[str] | None = knob(
+        None,
+        "one quoted, space-separated list of cells per row of the figure "
+        "(default: the published cells of VGG, ResBlock, DARTS, ENAS, MobileNetV2)",
+        metavar="ROW",
+    )
+    nb201: list[str] | None = knob(
+        None, "NAT_RUN NATPP_RUN: draw held-out NB201 inputs and the cells both runs derive from them", metavar="RUN"
+    )
     inputs: int = knob(3, "--nb201: number of inputs drawn", ge=1, le=50)
     reduce: bool = knob(False, "also draw the reduction cells")
     out: str = knob("tables", "output directory for fig5.png, created if missing")
@@ -46,7 +52,7 @@ def spec_rows(rows: list[str]) -> list[list]:
     out = []
     for row in rows:
         if not row.split():
-            raise NatrlError("an empty --rows entry; give space-separated cells, e.g. --rows \"DARTS_V2 NAT_DARTS\"")
+            raise NatrlError('an empty --rows entry; give space-separated cells, e.g. --rows "DARTS_V2 NAT_DARTS"')
         out.append([spec_panel(s) for s in row.split()])
     if sum(map(len, out)) > MAX_PANELS:
         raise NatrlError(f"--rows names more than {MAX_PANELS} cells; split them over several figures")
@@ -62,6 +68,7 @@ def _derived_by_input(run: str) -> dict:
 def nb201_panels(nat_run: str, natpp_run: str, k: int, seed: int = 0) -> list[list]:
     """Rows of (title, genotype): an input, then the NAT and NAT++ derived cells, for ``k`` held-out inputs."""
     import numpy as np
+
     recs = {"NAT": _derived_by_input(nat_run), "NAT++": _derived_by_input(natpp_run)}
     common = sorted(set(recs["NAT"]) & set(recs["NAT++"]))
     if not common:
@@ -81,10 +88,12 @@ def nb201_panels(nat_run: str, natpp_run: str, k: int, seed: int = 0) -> list[li
 def fig5_figure(rows: list[list], reduce: bool = False):
     """One panel per (title, genotype), a figure row per row of ``rows`` (two with ``reduce``)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from natrl.plotting import draw_cell
+
     kinds = ["normal", "reduce"] if reduce else ["normal"]
     ncols, nrows = max(len(r) for r in rows), len(rows) * len(kinds)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.6 * nrows), squeeze=False)
@@ -105,13 +114,16 @@ def fig5_figure(rows: list[list], reduce: bool = False):
 def genotype_figure(genotype, title: str = ""):
     """Each cell of ``genotype`` drawn in its own row (what ``natrl.plotting.plot_genotype`` draws)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from natrl.plotting import draw_cell
+
     cells = genotype.cells()
-    fig, axes = plt.subplots(len(cells), 1, figsize=(max(7.0, 1.6 * genotype.normal.num_nodes), 3.2 * len(cells)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(cells), 1, figsize=(max(7.0, 1.6 * genotype.normal.num_nodes), 3.2 * len(cells)), squeeze=False
+    )
     for ax, (kind, cell) in zip(axes[:, 0], cells.items()):
         draw_cell(ax, cell, f"{title} {kind} cell".strip())
     fig.tight_layout()
@@ -123,7 +135,8 @@ def fig5(cfg: Fig5Config, given=None) -> Path:
     out = Outputs(cfg.out, cfg.force)
     out.check(["fig5.png"])
     if cfg.nb201:
-        rows = nb201_panels(*cfg.nb201, cfg.inputs)
+        nat_run, natpp_run = cfg.nb201
+        rows = nb201_panels(nat_run, natpp_run, cfg.inputs)
     else:
         rows = spec_rows(cfg.rows or DEFAULT_ROWS)
     out.figure("fig5.png", fig5_figure(rows, cfg.reduce))

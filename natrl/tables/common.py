@@ -1,5 +1,6 @@
 """What the table modules share: the config of a table made from run directories, positional arguments for the
 typed configs (which know only ``--flags``), and architecture parsing in which every bad input is one line."""
+
 from __future__ import annotations
 
 import sys
@@ -26,6 +27,7 @@ class RunsTableConfig(RunConfig):
 
 
 # ---- positional arguments --------------------------------------------------------------------------------
+
 
 def _arities(cfg_cls) -> dict[str, int | str]:
     """Each flag of ``cfg_cls``'s parser -> how many words it takes (0, 1 or '+')."""
@@ -89,35 +91,45 @@ def _check_genotype_file(spec: str, prefix: str):
     if not path.is_file():
         raise NatrlError(f"{prefix}{path} is not a regular file (a pipe or a device); give a genotype .json file")
     if path.stat().st_size > MAX_GENOTYPE_BYTES:
-        raise NatrlError(f"{prefix}{path} is {path.stat().st_size / 2**20:.0f} MiB, too large for a genotype file "
-                         "(a few hundred bytes); give the right file")
+        raise NatrlError(
+            f"{prefix}{path} is {path.stat().st_size / 2**20:.0f} MiB, too large for a genotype file "
+            "(a few hundred bytes); give the right file"
+        )
 
 
-def resolve_arch(spec: str, where: str | None = None):
+def resolve_arch(spec: str | None, where: str | None = None):
     """``natrl.zoo.resolve(spec)`` -> (name, genotype); anything malformed (non-ASCII digits in an arch_str,
     deeply nested JSON, values of the wrong type in a genotype file) is one NatrlError line."""
     from natrl import zoo
+
     prefix = f"{where}: " if where else ""
     if not isinstance(spec, str) or not spec.strip():
-        raise NatrlError(f"{prefix}empty architecture; give a registry name, a genotype .json file, an NB201 "
-                         "arch_str or Genotype(...) text")
+        raise NatrlError(
+            f"{prefix}empty architecture; give a registry name, a genotype .json file, an NB201 "
+            "arch_str or Genotype(...) text"
+        )
     if spec.strip().startswith("|") and not spec.isascii():
-        raise NatrlError(f"{prefix}arch_str {spec[:80]!r} has non-ASCII characters; write ops and input "
-                         "numbers in ASCII, e.g. |nor_conv_3x3~0|")
+        raise NatrlError(
+            f"{prefix}arch_str {spec[:80]!r} has non-ASCII characters; write ops and input "
+            "numbers in ASCII, e.g. |nor_conv_3x3~0|"
+        )
     _check_genotype_file(spec, prefix)
     try:
         return zoo.resolve(spec)
     except NatrlError as e:
         raise NatrlError(prefix + str(e)) from None
     except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
-        raise NatrlError(f"{prefix}cannot read architecture {spec[:80]!r} ({e.__class__.__name__}); give a "
-                         "registry name, a genotype .json file, an NB201 arch_str or Genotype(...) text") from None
+        raise NatrlError(
+            f"{prefix}cannot read architecture {spec[:80]!r} ({e.__class__.__name__}); give a "
+            "registry name, a genotype .json file, an NB201 arch_str or Genotype(...) text"
+        ) from None
 
 
 def select(frame, **equal):
     """The rows of ``frame`` whose columns equal the given values (a list/tuple: one of them); none if a
     column is missing."""
     import pandas as pd
+
     mask = pd.Series(True, index=frame.index)
     for col, value in equal.items():
         if col not in frame:
@@ -130,6 +142,7 @@ def write_one(cfg: RunsTableConfig, stem: str, shown, data, caption) -> str:
     """One table's .md, .tex and .csv into ``cfg.out`` (refused if they exist, unless ``cfg.force``); prints
     the Markdown and returns it."""
     from natrl.results import Outputs
+
     out = Outputs(cfg.out, cfg.force)
     md = out.table(stem, shown, caption, data)
     out.commit()
@@ -140,6 +153,8 @@ def write_one(cfg: RunsTableConfig, stem: str, shown, data, caption) -> str:
 def nb201_genotype(arch_str, where: str):
     """The NB201 genotype of an arch_str read from a file (``where`` names it), or one NatrlError line."""
     if not isinstance(arch_str, str) or not arch_str.strip().startswith("|"):
-        raise NatrlError(f"{where}: {str(arch_str)[:80]!r} is not an NB201 arch_str (|op~0|+|op~0|op~1|+...); "
-                         "repair or remove that run")
+        raise NatrlError(
+            f"{where}: {str(arch_str)[:80]!r} is not an NB201 arch_str (|op~0|+|op~0|op~1|+...); "
+            "repair or remove that run"
+        )
     return resolve_arch(arch_str, where)[1]

@@ -4,6 +4,7 @@ and its baselines (quoted), with our train_eval.py runs right below the quoted r
 Our rows: train_eval runs grouped by (model, method, epochs, layers, channels); accuracy = final-epoch test
 accuracy, mean ± std over seeds per dataset; params and MAdds measured on the network we trained.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,9 +36,18 @@ class ModelsConfig(RunsTableConfig):
 
 
 def quoted_shown(table: int) -> list[dict]:
-    return [{"model": model, "method": method, "source": f"quoted (NAT++ Table {table})", "#Params (M)": f"{p}",
-             "#MAdds (M)": f"{m}", "CIFAR-10 (%)": f"{c10:.2f}", "CIFAR-100 (%)": f"{c100:.2f}"}
-            for model, method, p, m, c10, c100 in quoted_rows(table)]
+    return [
+        {
+            "model": model,
+            "method": method,
+            "source": f"quoted (NAT++ Table {table})",
+            "#Params (M)": f"{p}",
+            "#MAdds (M)": f"{m}",
+            "CIFAR-10 (%)": f"{c10:.2f}",
+            "CIFAR-100 (%)": f"{c100:.2f}",
+        }
+        for model, method, p, m, c10, c100 in quoted_rows(table)
+    ]
 
 
 def ours_shown(summary: pd.DataFrame) -> list[dict]:
@@ -45,10 +55,14 @@ def ours_shown(summary: pd.DataFrame) -> list[dict]:
     rows = []
     for (model, method, epochs, layers, channels), g in summary.groupby(GROUP):
         first = g.iloc[0]
-        row = {"model": model, "method": method,
-               "source": f"ours, trained from scratch ({layers} cells, C={channels}, {epochs} epochs; seeds "
-                         f"{first['seeds']})",
-               "#Params (M)": f"{first['params_M_mean']:.2f}", "#MAdds (M)": f"{first['madds_M_mean']:.0f}"}
+        row = {
+            "model": model,
+            "method": method,
+            "source": f"ours, trained from scratch ({layers} cells, C={channels}, {epochs} epochs; seeds "
+            f"{first['seeds']})",
+            "#Params (M)": f"{first['params_M_mean']:.2f}",
+            "#MAdds (M)": f"{first['madds_M_mean']:.0f}",
+        }
         for ds, col in DATASET_COLUMNS.items():
             r = g[g["ds"] == ds]
             row[col] = "-" if r.empty else pm(r["test_acc_mean"].iloc[0], r["test_acc_std"].iloc[0])
@@ -59,8 +73,13 @@ def ours_shown(summary: pd.DataFrame) -> list[dict]:
 def in_table_order(shown: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     """The paper's model order, then method order; our row right below the quoted one."""
     method_rank = shown["method"].map({m: i for i, m in enumerate(METHOD_ORDER)}).fillna(len(METHOD_ORDER))
-    keys = pd.DataFrame({"_m": shown["model"].map({m: i for i, m in enumerate(models)}), "_k": method_rank,
-                         "_o": shown["source"].str.startswith("ours")})
+    keys = pd.DataFrame(
+        {
+            "_m": shown["model"].map({m: i for i, m in enumerate(models)}),
+            "_k": method_rank,
+            "_o": shown["source"].str.startswith("ours"),
+        }
+    )
     return shown.loc[keys.sort_values(["_m", "_k", "_o"], kind="stable").index].reset_index(drop=True)
 
 
@@ -68,18 +87,25 @@ def table_models(frame: pd.DataFrame, table: int):
     """(shown, summary, caption) of NAT++ Table ``table`` (1 or 3)."""
     models = list(QUOTED[table])
     arch = "NATv2_VGG" if table == 1 else "NATv2_DARTS"
-    runs = require(select(frame, kind="scratch", model=models),
-                   f"train_eval.py runs of Table {table}'s models ({', '.join(models)})",
-                   f"python experiments/train_eval.py --arch {arch} --data DATA")
-    summary = summarise(runs, ["model", "method", "ds", "epochs", "layers", "channels"],
-                        ["test_acc", "params_M", "madds_M"])
+    runs = require(
+        select(frame, kind="scratch", model=models),
+        f"train_eval.py runs of Table {table}'s models ({', '.join(models)})",
+        f"python experiments/train_eval.py --arch {arch} --data DATA",
+    )
+    summary = summarise(
+        runs, ["model", "method", "ds", "epochs", "layers", "channels"], ["test_acc", "params_M", "madds_M"]
+    )
     shown = in_table_order(pd.DataFrame(quoted_shown(table) + ours_shown(summary)), models)
-    caption = (f"NAT++ Table {table}: {'hand-crafted' if table == 1 else 'NAS-based'} models; rows marked quoted are "
-               "the paper's numbers, rows marked ours are measured here (accuracy: test set, final epoch, mean ± std "
-               "over seeds; run ids in the CSV).")
+    caption = (
+        f"NAT++ Table {table}: {'hand-crafted' if table == 1 else 'NAS-based'} models; rows marked quoted are "
+        "the paper's numbers, rows marked ours are measured here (accuracy: test set, final epoch, mean ± std "
+        "over seeds; run ids in the CSV)."
+    )
     return shown, summary, caption
 
 
 def models_command(cfg: ModelsConfig, given=None) -> str:
     """table1 or table3 .{md,tex,csv} into ``cfg.out``; prints the Markdown."""
-    return write_one(cfg, f"table{cfg.table}", *table_models(load_runs(cfg.paths), cfg.table))
+    table = cfg.table
+    assert table is not None  # ModelsConfig.validate refused a missing --table
+    return write_one(cfg, f"table{table}", *table_models(load_runs(cfg.paths), table))

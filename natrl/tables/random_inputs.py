@@ -5,6 +5,7 @@ and the cells each run's policy derives from them (best of k by the reward table
 the NAS-Bench-201 network's params and MAdds, pooled over the seeds of each rule. Supernet runs: their own random
 inputs, supernet proxy accuracy and the CIFAR-10 DARTS network's costs (all read from each run's derived.json).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,12 +20,16 @@ from natrl.results import Outputs, check_uniform, load_runs, pm, read_derived, r
 from natrl.tables.common import RULES, RunsTableConfig, nb201_genotype, select
 
 CAPTIONS = {
-    "nb201": ("NAT++ Table 4 on NAS-Bench-201: {n} random held-out input cells and the cells each policy derives "
-              "from them (best of k samples by the reward table), pooled over seeds; accuracy = tabular "
-              "NAS-Bench-201 (analog-nasbench), costs of the NAS-Bench-201 network (C=16, N=5)."),
-    "supernet": ("NAT++ Table 4 on the supernet proxy: random inputs of each run and the cells derived from them; "
-                 "accuracy = supernet proxy (60% split of the CIFAR-10 training set), costs of the CIFAR-10 "
-                 "evaluation network (C=36, 20 cells)."),
+    "nb201": (
+        "NAT++ Table 4 on NAS-Bench-201: {n} random held-out input cells and the cells each policy derives "
+        "from them (best of k samples by the reward table), pooled over seeds; accuracy = tabular "
+        "NAS-Bench-201 (analog-nasbench), costs of the NAS-Bench-201 network (C=16, N=5)."
+    ),
+    "supernet": (
+        "NAT++ Table 4 on the supernet proxy: random inputs of each run and the cells derived from them; "
+        "accuracy = supernet proxy (60% split of the CIFAR-10 training set), costs of the CIFAR-10 "
+        "evaluation network (C=36, 20 cells)."
+    ),
 }
 
 
@@ -38,9 +43,18 @@ class Table4Config(RunsTableConfig):
 
 def nb201_point(who: str, beta: str, arch: str, genotype, acc: float, run: pd.Series) -> dict:
     from natrl.costs import nb201_cost
+
     cost = nb201_cost([op for op, _, _ in genotype.normal.edges])
-    return {"who": who, "input": beta, "arch": arch, "acc": acc, "params_M": cost.params_m,
-            "madds_M": cost.madds_m, "seed": run["seed"], "run": run["run"]}
+    return {
+        "who": who,
+        "input": beta,
+        "arch": arch,
+        "acc": acc,
+        "params_M": cost.params_m,
+        "madds_M": cost.madds_m,
+        "seed": run["seed"],
+        "run": run["run"],
+    }
 
 
 def nb201_points(run: pd.Series, inputs: list[str] | None, k: int, seed: int):
@@ -53,8 +67,10 @@ def nb201_points(run: pd.Series, inputs: list[str] | None, k: int, seed: int):
         inputs = [records[i]["input"] for i in sorted(rng.choice(len(records), min(k, len(records)), replace=False))]
     missing = [beta for beta in inputs if beta not in by_input]
     if missing:
-        raise NatrlError(f"{run['path']} has no record of input {missing[0]}; its held-out split differs "
-                         "(compare runs with the same --holdout-frac)")
+        raise NatrlError(
+            f"{run['path']} has no record of input {missing[0]}; its held-out split differs "
+            "(compare runs with the same --holdout-frac)"
+        )
     where = str(Path(run["path"]) / "derived.json")
     cells = {a: nb201_genotype(a, where) for beta in inputs for a in (beta, by_input[beta]["arch_str"])}
     rows = []
@@ -68,10 +84,21 @@ def nb201_points(run: pd.Series, inputs: list[str] | None, k: int, seed: int):
 def supernet_points(run: pd.Series) -> pd.DataFrame:
     rows = []
     for r in read_derived(run["path"], "supernet"):
-        for i, (who, arch, acc) in enumerate((("input", r["input"], r["acc_input"]),
-                                              (RULES[run["rule"]], r["derived"], r["acc_derived"]))):
-            rows.append({"who": who, "input": r["input"], "arch": arch, "acc": acc, "params_M": r["params_M"][i],
-                         "madds_M": r["madds_M"][i], "seed": run["seed"], "run": run["run"]})
+        for i, (who, arch, acc) in enumerate(
+            (("input", r["input"], r["acc_input"]), (RULES[run["rule"]], r["derived"], r["acc_derived"]))
+        ):
+            rows.append(
+                {
+                    "who": who,
+                    "input": r["input"],
+                    "arch": arch,
+                    "acc": acc,
+                    "params_M": r["params_M"][i],
+                    "madds_M": r["madds_M"][i],
+                    "seed": run["seed"],
+                    "run": run["run"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -80,14 +107,19 @@ def gcn_runs(frame: pd.DataFrame) -> pd.DataFrame:
     runs = select(frame, policy="gcn", kind=["nb201", "supernet"])
     if "tag" in runs:
         runs = runs[runs["tag"].isin(["", "policy"]) | runs["tag"].isna()]
-    runs = require(runs, "GCN-policy runs (train_natpp.py or the sweep's policy ablation)",
-                   "python experiments/sweep.py --ablations policy")
+    runs = require(
+        runs,
+        "GCN-policy runs (train_natpp.py or the sweep's policy ablation)",
+        "python experiments/sweep.py --ablations policy",
+    )
     if runs["kind"].nunique() > 1:
         raise NatrlError("the runs mix NB201 and supernet results; pass one kind at a time")
     odd = require_fields(runs, ["rule"], "Table 4")[~runs["rule"].isin(list(RULES))]
     if len(odd):
-        raise NatrlError(f"{odd['path'].iloc[0]}/config.json: rule {odd['rule'].iloc[0]!r} is not one of "
-                         f"{', '.join(RULES)}; repair or remove that run")
+        raise NatrlError(
+            f"{odd['path'].iloc[0]}/config.json: rule {odd['rule'].iloc[0]!r} is not one of "
+            f"{', '.join(RULES)}; repair or remove that run"
+        )
     return check_uniform(runs)
 
 
@@ -103,11 +135,15 @@ def table4_points(runs: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
 
 
 def table4_row(who: str, g: pd.DataFrame, src: pd.DataFrame) -> dict:
-    return {"architectures": who, "#Params (M)": pm(g["params_M"].mean(), g["params_M"].std(ddof=0), 3),
-            "#MAdds (M)": pm(g["madds_M"].mean(), g["madds_M"].std(ddof=0), 1),
-            "accuracy (%)": pm(g["acc"].mean(), g["acc"].std(ddof=0)),
-            "cells": len(g), "seeds": " ".join(map(str, sorted(set(src["seed"])))),
-            "runs": " ".join(sorted(set(src["run"])))}
+    return {
+        "architectures": who,
+        "#Params (M)": pm(g["params_M"].mean(), g["params_M"].std(ddof=0), 3),
+        "#MAdds (M)": pm(g["madds_M"].mean(), g["madds_M"].std(ddof=0), 1),
+        "accuracy (%)": pm(g["acc"].mean(), g["acc"].std(ddof=0)),
+        "cells": len(g),
+        "seeds": " ".join(map(str, sorted(set(src["seed"])))),
+        "runs": " ".join(sorted(set(src["run"]))),
+    }
 
 
 def table4(frame: pd.DataFrame, k: int = 20, seed: int = 0):
@@ -128,15 +164,24 @@ def table4(frame: pd.DataFrame, k: int = 20, seed: int = 0):
 def fig6_figure(points: pd.DataFrame):
     """Accuracy vs params of the inputs and their transforms (the runs of the smallest seed)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 4.2))
     first = points[points["seed"] == points["seed"].min()]
     for who, marker, color in (("input", "o", "0.5"), ("NAT", "^", "tab:blue"), ("NAT++", "s", "tab:red")):
         g = first[first["who"] == who].drop_duplicates(["input", "run"] if who != "input" else ["input"])
         if not g.empty:
-            ax.scatter(g["params_M"], g["acc"], marker=marker, color=color, s=22, alpha=0.8,
-                       label="random inputs" if who == "input" else who)
+            ax.scatter(
+                g["params_M"],
+                g["acc"],
+                marker=marker,
+                color=color,
+                s=22,
+                alpha=0.8,
+                label="random inputs" if who == "input" else who,
+            )
     ax.set_xlabel("#Params (M)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"Fig. 6: inputs and their transforms (seed {int(points['seed'].min())})", fontsize=9)
