@@ -60,11 +60,11 @@ def _loader(data, batch_size):
 def bench_input_pipeline(trainer, data, batches, batch_size):
     """Augmented training batches per second alone: on-device batched vs per-sample DataLoader."""
     t = time.perf_counter()
-    for i, _ in zip(range(batches), trainer.weights.batches()):
+    for _i, _ in zip(range(batches), trainer.weights.batches()):
         pass
     ours = batches * batch_size / (time.perf_counter() - t)
     t = time.perf_counter()
-    for i, _ in zip(range(batches), _loader(data, batch_size)):
+    for _i, _ in zip(range(batches), _loader(data, batch_size)):
         pass
     return ours, batches * batch_size / (time.perf_counter() - t)
 

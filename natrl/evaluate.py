@@ -11,6 +11,8 @@ With a second table (``report``), every row is also scored there: select on one 
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -58,7 +60,7 @@ def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=No
         f"policy (best of {best_of})": best_k,
     }
     tables = {"reward": acc} | ({"report": report.accuracy} if report is not None else {})
-    rows = {}
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
     for name, a in alphas.items():
         rows[name] = {t: {"mean": float(np.mean(g)), "std": float(np.std(g))}
                       for t, tab in tables.items() for g in [_gains(tab, a, betas)]}
@@ -85,7 +87,8 @@ def markdown_table(results: dict) -> str:
     head = "| method | " + " | ".join(f"gain on {t} table (mean ± std)" for t in tables) + " |"
     lines = [head, "|---|" + "---|" * len(tables)]
     for name, row in results["rows"].items():
-        cells = [f"{row[t]['mean']:+.2f}" + ("" if row[t]["std"] is None else f" ± {row[t]['std']:.2f}") for t in tables]
+        cells = [f"{row[t]['mean']:+.2f}" + ("" if row[t]["std"] is None else f" ± {row[t]['std']:.2f}")
+                 for t in tables]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

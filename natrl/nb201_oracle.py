@@ -38,6 +38,7 @@ def best_fixed_rule(betas: np.ndarray, acc: np.ndarray, mask: np.ndarray) -> tup
         gain = float(np.mean(acc[nb201_index(rule[betas])] - base))
         if gain > best_gain:
             best, best_gain = rule, gain
+    assert best is not None
     return best, best_gain
 
 

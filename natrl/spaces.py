@@ -59,6 +59,12 @@ class GraphSpace:
     """What every space shares: the fixed-shape observation and action spaces, and the mask check.
     Subclasses set ops, mask, rule, num_edges, num_nodes and implement sample_input / encode / apply / describe."""
 
+    ops: tuple[str, ...]
+    mask: np.ndarray
+    rule: str
+    num_edges: int
+    num_nodes: int
+
     @property
     def num_ops(self) -> int:
         return len(self.ops)
@@ -199,6 +205,7 @@ class DartsSpace(GraphSpace):
         if g.space != "darts":
             raise NatrlError(f"a {g.space}-space genotype cannot be transformed in the darts space")
         validate_genotype(g, num_intermediate=self.k)
+        assert g.reduce is not None  # validate_genotype: a darts genotype has a reduce cell
         try:
             return np.array([self.ops.index(op) for c in (g.normal, g.reduce) for op in c.ops], dtype=np.int64)
         except ValueError:
@@ -208,6 +215,7 @@ class DartsSpace(GraphSpace):
 
     def encode(self, g: Genotype) -> dict:
         ops = self._op_indices(g)
+        assert g.reduce is not None  # checked by _op_indices
         off = self.cell_nodes
         src = np.array([s for _, s, _ in g.normal.edges] + [s + off for _, s, _ in g.reduce.edges], dtype=np.int64)
         dst = np.array([d for _, _, d in g.normal.edges] + [d + off for _, _, d in g.reduce.edges], dtype=np.int64)

@@ -5,8 +5,19 @@ import re
 import pytest
 
 from natrl import zoo
-from natrl.cells import (Cell, Genotype, from_arch_str, from_darts, from_triples, genotype_from_dict,
-                         load_genotype, nb201_cell, parse_darts_text, save_genotype, to_arch_str, validate_cell)
+from natrl.cells import (
+    Cell,
+    from_arch_str,
+    from_darts,
+    from_triples,
+    genotype_from_dict,
+    load_genotype,
+    nb201_cell,
+    parse_darts_text,
+    save_genotype,
+    to_arch_str,
+    validate_cell,
+)
 from natrl.errors import NatrlError
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -26,7 +37,8 @@ def test_darts_form_round_trip(name):
     back = from_darts(d["normal"], d["normal_concat"], d["reduce"], d["reduce_concat"])
     # the DARTS form orders edges by target node; the graph is the same
     for kind in ("normal", "reduce"):
-        assert sorted(back.cells()[kind].edges, key=lambda e: (e[2],)) == sorted(g.cells()[kind].edges, key=lambda e: (e[2],))
+        assert (sorted(back.cells()[kind].edges, key=lambda e: (e[2],))
+                == sorted(g.cells()[kind].edges, key=lambda e: (e[2],)))
         assert back.cells()[kind].concat == g.cells()[kind].concat
     assert parse_darts_text(g.darts_text()) == back
 
@@ -55,6 +67,7 @@ def test_arch_str_round_trip_and_edge_order():
 
 def test_all_nb201_cells_round_trip():
     import itertools
+
     from natrl.ops import NB201_OPS
     for ops in itertools.islice(itertools.product(NB201_OPS, repeat=6), 0, 15625, 97):
         g = nb201_cell(ops)
@@ -109,7 +122,8 @@ def test_arch_str_errors(arch, message):
 
 
 def test_nb201_validation_wants_all_six_edges():
-    cell = Cell((("none", 0, 1), ("none", 0, 2), ("none", 1, 2), ("none", 0, 3), ("none", 1, 3), ("none", 1, 3)), (3,), 1)
+    cell = Cell((("none", 0, 1), ("none", 0, 2), ("none", 1, 2), ("none", 0, 3), ("none", 1, 3), ("none", 1, 3)),
+                (3,), 1)
     with pytest.raises(NatrlError, match="6 edges"):
         validate_cell(cell, space="nb201")
 

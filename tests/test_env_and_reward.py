@@ -1,5 +1,4 @@
 """The NB201 tabular reward, the one-step MDP and the Binary-Masked Softmax policy (no Ray needed)."""
-import io
 import pickle
 
 import gymnasium

@@ -1,13 +1,11 @@
 """ITNAS: constraints of P and beta, gradients, the Gumbel schedule, TIEP on a hand-worked example, the search."""
 import json
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from natrl.itnas.arch import (DARTS_GRAPH, ITNAS_OPS, NB201_GRAPH, ArchitectureWeights, gumbel_tau, tiep_cell,
-                              top_k_cell)
+from natrl.itnas.arch import DARTS_GRAPH, ITNAS_OPS, NB201_GRAPH, ArchitectureWeights, gumbel_tau, tiep_cell, top_k_cell
 
 
 def test_transition_matrices_row_stochastic_and_attention_sums_to_one():
@@ -97,7 +95,8 @@ def test_tiep_on_a_hand_worked_example():
     node 5: (0,5) .9 (a); Z(3,5) over kept (0,3), (2,3): 1/9 e_c + 8/9 e_a -> .889 (a); (1,5) .6; Z(2,5) .5;
             Z(4,5) over kept (2,4), (3,4): .5 e_b + .5 e_c -> .5 -> keep (0,5) a, (3,5) a.
     DARTS' top-2 on the soft weights instead scores Z(3,4) = .35 Z(0,3) + .5 Z(1,3) + .15 Z(2,3), with the soft
-    Z(2,3) = .75 Z(0,2) + .25 Z(1,2) = [.625, .275, .1]: [.36375, .22625, .41] -> .41 < (0,4)'s .5 and Z(2,4) = .4 Z(0,2) + .6 Z(1,2) = [.38, .52, .1]: node 4 keeps
+    Z(2,3) = .75 Z(0,2) + .25 Z(1,2) = [.625, .275, .1]: [.36375, .22625, .41] -> .41 < (0,4)'s .5
+    and Z(2,4) = .4 Z(0,2) + .6 Z(1,2) = [.38, .52, .1]: node 4 keeps
     (0,4) a and (2,4) b."""
     arch = _hand_example()
     ops = ("a", "b", "c")
@@ -132,7 +131,8 @@ def search_main(argv):
 
 def _search_args(data, out, space="nb201", variant="itnas", epochs=2):
     return ["--space", space, "--variant", variant, "--data", str(data), "--preset", "tiny", "--epochs", str(epochs),
-            "--steps-per-epoch", "2", "--batch-size", "4", "--channels", "2", "--layers", "1" if space == "nb201" else "3",
+            "--steps-per-epoch", "2", "--batch-size", "4", "--channels", "2",
+            "--layers", "1" if space == "nb201" else "3",
             "--train-subset", "0", "--seed", "4", "--out", str(out)]
 
 

@@ -1,6 +1,5 @@
 """Data-parallel shards as real Ray actors with a real torch.distributed (gloo) process group on CPU."""
 import numpy as np
-import pytest
 import ray
 import torch
 

@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT
+
 from natrl.runs import sweep
 
 SWEEP = ["--ablations", "lam", "--values", "0.03", "0.3", "--rules", "natpp", "--seeds", "1", "--iters", "3",
@@ -34,7 +34,8 @@ def test_two_trial_sweep_killed_then_resumed(tmp_path, script):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "2/2 trials done" in r.stdout
     rows = list(csv.DictReader(open(out / "trials.csv")))
-    assert [(row["trial"], row["status"]) for row in rows] == [("natpp-lam0.03-s0", "done"), ("natpp-lam0.3-s0", "done")]
+    assert [(row["trial"], row["status"]) for row in rows] == [("natpp-lam0.03-s0", "done"),
+                                                               ("natpp-lam0.3-s0", "done")]
     assert first.stat().st_mtime_ns == stamp  # the finished trial was not run again
     for row in rows:
         run = json.loads((out / "tune" / row["trial"] / "run" / "config.json").read_text())["config"]

@@ -124,7 +124,6 @@ def test_cli_bad_flags_one_line(script, tmp_path, args, message):
 
 
 def test_derive_end_to_end(trained_run, tmp_path):
-    derive = derive_lib
     cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
     records = derive_main([str(trained_run), cell, "--mode", "best", "--out", str(tmp_path / "d.json")])
     assert json.loads((tmp_path / "d.json").read_text()) == records
@@ -259,7 +258,8 @@ def test_nb201_kill_then_resume_is_identical(ray_session, tmp_path, monkeypatch)
     a = torch.load(full / "policy.pt", weights_only=True)["state_dict"]
     b = torch.load(killed / "policy.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert json.loads((full / "results.json").read_text())["rows"] == json.loads((killed / "results.json").read_text())["rows"]
+    assert (json.loads((full / "results.json").read_text())["rows"]
+            == json.loads((killed / "results.json").read_text())["rows"])
     assert "(resumed)" in (killed / "log.txt").read_text()
 
 
@@ -274,10 +274,10 @@ def test_failed_start_leaves_no_directory(ray_session, tmp_path, monkeypatch):
 
 def test_dead_shard_restarts_from_last_checkpoint(ray_session):
     import ray as _ray
+    from test_shards import _tiny_data
 
     from natrl.nets.supernet import SupernetPreset
     from natrl.rewards.shards import SupernetShards
-    from test_shards import _tiny_data
     space = make_space("darts")
     shards = SupernetShards(space.ops, _ray.put(_tiny_data()), num_shards=1,
                             trainer_kwargs={"preset": SupernetPreset(C=4, layers=3), "batch_size": 16})
@@ -297,9 +297,10 @@ def test_dead_shard_restarts_from_last_checkpoint(ray_session):
 def test_derive_on_the_darts_space(ray_session, tmp_path, nodes, names):
     """Transform registry genotypes with a darts run's policy, scored by its trained supernet (4-node cells,
     and a run with 5 intermediate nodes for ENAS-like cells)."""
+    from test_datasets import make_image_folder
+
     from natrl import zoo
     from natrl.cells import load_genotype, parse_darts_text
-    from test_datasets import make_image_folder
     make_image_folder(tmp_path / "cifar", n=20)
     run = tmp_path / "run"
     train_main(_supernet_args(tmp_path / "cifar", run, epochs=1, nodes=nodes))

@@ -16,6 +16,8 @@ The baseline b (``baseline``):
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from ray.rllib.algorithms import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
@@ -112,7 +114,9 @@ class REINFORCE(Algorithm):
         # starts every call with an unseeded reset of the (finished) sub-envs instead of a wasted policy
         # forward for the autoreset step: an update then depends only on the state at its start, which is
         # what makes a resumed run identical to an uninterrupted one.
-        batch = self.config.m * self.config.n
+        config = cast(REINFORCEConfig, self.config)
+        assert self.env_runner_group is not None and self.metrics is not None and self.learner_group is not None
+        batch = config.m * config.n
         runners = self.env_runner_group.num_remote_workers()
         if runners == 0:
             episodes = self.env_runner.sample(num_timesteps=batch, random_actions=False, force_reset=True)

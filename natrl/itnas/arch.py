@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -102,7 +103,7 @@ class ArchitectureWeights(nn.Module):
         if gumbel:
             u = torch.rand(self.alpha.shape, generator=generator).to(self.alpha.device)
             g = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
-            free = F.softmax((F.log_softmax(self.alpha, dim=-1) + g) / tau, dim=-1)
+            free = F.softmax((F.log_softmax(self.alpha, dim=-1) + g) / cast(float, tau), dim=-1)
         else:
             free = F.softmax(self.alpha, dim=-1)
         return self._assemble(free)
@@ -117,11 +118,12 @@ class ArchitectureWeights(nn.Module):
             rows[e] = free[r]
         if self.transition:
             P = self.transition_matrices()
-            for e, edge in enumerate(self.graph.edges):  # ordered by destination: predecessors come first
+            for e, _edge in enumerate(self.graph.edges):  # ordered by destination: predecessors come first
                 if rows[e] is None:
                     idx, beta = self.attention(e)
-                    rows[e] = sum(b * (rows[self.graph.pairs[k][0]] @ P[k]) for k, b in zip(idx, beta))  # Eqn. 11
-        return torch.stack(rows)
+                    rows[e] = cast(torch.Tensor, sum(  # Eqn. 11
+                        b * (cast(torch.Tensor, rows[self.graph.pairs[k][0]]) @ P[k]) for k, b in zip(idx, beta)))
+        return torch.stack(cast(list[torch.Tensor], rows))
 
 
 def top_k_cell(Z: torch.Tensor, graph: EdgeGraph, ops) -> list[tuple[str, int, int]]:

@@ -9,7 +9,9 @@ The test set is never used: both halves come from the training set (a seeded 50/
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -39,6 +41,7 @@ class SearchCell(nn.Module):
     def __init__(self, graph, ops, C: int, C_inputs: list[int], reduction: bool, reduction_prev: bool):
         super().__init__()
         self.graph = graph
+        self.pre: nn.ModuleList | None
         if graph.num_inputs == 2:
             self.pre = nn.ModuleList([FactorizedReduce(C_inputs[0], C, False) if reduction_prev
                                       else ReLUConvBN(C_inputs[0], C, 1, 1, 0, False),
@@ -83,7 +86,8 @@ class NB201SearchNetwork(nn.Module):
     def __init__(self, ops, C: int = 16, N: int = 5, num_classes: int = 10):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers, C_prev = [], C
+        layers: list[nn.Module] = []
+        C_prev = C
         for stage, C_stage in enumerate((C, 2 * C, 4 * C)):
             if stage:
                 layers.append(ResNetBasicBlock(C_prev, C_stage))
@@ -132,6 +136,8 @@ class ITNASSearch:
         torch.manual_seed(s.seed)
         self.ops = ITNAS_OPS if s.space == "darts" else NB201_OPS
         graph = DARTS_GRAPH if s.space == "darts" else NB201_GRAPH
+        self.net: DartsSearchNetwork | NB201SearchNetwork
+        kinds: tuple[str, ...]
         if s.space == "darts":
             self.net = DartsSearchNetwork(self.ops, s.channels, s.layers)
             kinds = ("normal", "reduce")
@@ -165,8 +171,12 @@ class ITNASSearch:
     def tau(self) -> float:
         return gumbel_tau(self.epoch, self.s.epochs, self.s.tau_start, self.s.tau_end)
 
+    def _arch_items(self) -> Iterator[tuple[str, ArchitectureWeights]]:
+        """``self.arch.items()`` typed: the ModuleDict holds only ArchitectureWeights."""
+        return iter(cast(list[tuple[str, ArchitectureWeights]], list(self.arch.items())))
+
     def Z(self) -> dict:
-        return {k: a.weights(self.tau(), self.s.gumbel, self.noise) for k, a in self.arch.items()}
+        return {k: a.weights(self.tau(), self.s.gumbel, self.noise) for k, a in self._arch_items()}
 
     def train_epoch(self) -> dict:
         self.net.train()
@@ -202,16 +212,17 @@ class ITNASSearch:
     def derive(self, tiep: bool | None = None) -> Genotype:
         tiep = self.s.tiep if tiep is None else tiep
         cells = {}
-        for kind, a in self.arch.items():
+        for kind, a in self._arch_items():
             edges = tiep_cell(a, self.ops) if tiep else top_k_cell(a.probabilities(), a.graph, self.ops)
-            concat = tuple(range(a.graph.num_inputs, a.graph.num_nodes)) if a.graph.num_inputs == 2 else (a.graph.num_nodes - 1,)
+            concat = (tuple(range(a.graph.num_inputs, a.graph.num_nodes)) if a.graph.num_inputs == 2
+                      else (a.graph.num_nodes - 1,))
             cells[kind] = Cell(tuple(edges), concat, a.graph.num_inputs)
         return Genotype(cells["normal"], cells.get("reduce"), "darts" if self.s.space == "darts" else "nb201")
 
     def arch_state(self) -> dict:
         """alpha, P and beta as constrained values, for inspection (arch.pt)."""
         out = {}
-        for kind, a in self.arch.items():
+        for kind, a in self._arch_items():
             out[f"{kind}.Z"] = a.probabilities().detach().cpu()
             if a.transition:
                 out[f"{kind}.P"] = a.transition_matrices().detach().cpu()

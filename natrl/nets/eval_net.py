@@ -75,7 +75,9 @@ class _CellStack(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 C_curr *= 2
-            cell = EvalCell(genotype.reduce if reduction else genotype.normal, C_prev_prev, C_prev, C_curr,
+            cell_spec = genotype.reduce if reduction else genotype.normal
+            assert cell_spec is not None
+            cell = EvalCell(cell_spec, C_prev_prev, C_prev, C_curr,
                             reduction, reduction_prev)
             self.cells.append(cell)
             reduction_prev = reduction
@@ -157,7 +159,8 @@ class NetworkNB201(nn.Module):
     def __init__(self, genotype: Genotype, C: int = 16, N: int = 5, num_classes: int = 10):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers, C_prev = [], C
+        layers: list[nn.Module] = []
+        C_prev = C
         for stage, C_stage in enumerate((C, 2 * C, 4 * C)):
             if stage:
                 layers.append(ResNetBasicBlock(C_prev, C_stage))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -43,7 +44,7 @@ def _bn_free_stats(module: nn.Module):
             m.track_running_stats = False
             m.running_mean = m.running_var = m.num_batches_tracked = None
             m.affine = False
-            m.weight = m.bias = None
+            m.weight = m.bias = None  # type: ignore[assignment]  # torch stubs: BatchNorm weight/bias are Optional
 
 
 class SuperCell(nn.Module):
@@ -51,7 +52,8 @@ class SuperCell(nn.Module):
                  reduction_prev: bool):
         super().__init__()
         self.reduction, self.k = reduction, num_intermediate
-        self.preprocess0 = FactorizedReduce(C_prev_prev, C, False) if reduction_prev else ReLUConvBN(C_prev_prev, C, 1, 1, 0, False)
+        self.preprocess0 = (FactorizedReduce(C_prev_prev, C, False) if reduction_prev
+                            else ReLUConvBN(C_prev_prev, C, 1, 1, 0, False))
         self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, False)
         self.banks = nn.ModuleDict()
         for dst in range(2, 2 + num_intermediate):
@@ -63,7 +65,7 @@ class SuperCell(nn.Module):
     def forward(self, s0, s1, cell: Cell):
         states = [self.preprocess0(s0), self.preprocess1(s1)] + [None] * self.k
         for op, src, dst in cell.edges:
-            h = self.banks[f"{src}_{dst}"][op](states[src])
+            h = cast(nn.ModuleDict, self.banks[f"{src}_{dst}"])[op](states[src])
             states[dst] = h if states[dst] is None else states[dst] + h
         return torch.cat(states[2:], dim=1)
 

@@ -1,7 +1,8 @@
 """The reward interface every backend implements (tabular NAS-Bench-201 here, supernet shards later)."""
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 

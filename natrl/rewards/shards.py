@@ -8,9 +8,13 @@ identical. Scoring spreads the genotypes of a call over the shards.
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def allreduce_gradients(module: torch.nn.Module, world_size: int):
@@ -127,7 +131,7 @@ class SupernetShards:
     def __init__(self, vocab, data, num_shards: int = 1, num_gpus: int = 0, trainer_kwargs: dict | None = None):
         self.world_size, self.num_gpus = num_shards, num_gpus
         self._args = (vocab, data, trainer_kwargs or {})
-        self.last_state = None  # the latest checkpointed state: a dead shard restarts from it
+        self.last_state: dict[str, Any] | None = None  # the latest checkpointed state: a dead shard restarts from it
         self.restarts = 0
         self._start()
         self.batch_counter = 0
@@ -165,7 +169,7 @@ class SupernetShards:
         stats = self._run(lambda: [s.train_epoch.remote(betas, max_steps) for s in self.shards])
         return {k: sum(st[k] for st in stats) / len(stats) for k in stats[0]}
 
-    def score(self, genotypes) -> "np.ndarray":
+    def score(self, genotypes) -> np.ndarray:
         import numpy as np
         k, self.batch_counter = self.batch_counter, self.batch_counter + 1
         chunks = np.array_split(np.arange(len(genotypes)), min(self.world_size, len(genotypes)))

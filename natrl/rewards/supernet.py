@@ -12,7 +12,7 @@ The Ray actors that hold one trainer per GPU (or CPU) shard build on this class.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

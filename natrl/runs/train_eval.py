@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from natrl.config import RunConfig, check_config, knob
 from natrl.errors import NatrlError
@@ -140,8 +140,8 @@ class CifarData:
         keep = np.arange(len(d["train_y"]))
         if cfg.train_subset:  # a fixed random subset (files are often stored class by class)
             keep = np.sort(np.random.default_rng(0).permutation(len(keep))[:cfg.train_subset])
-        self.train = DeviceBatches(d["train_x"][keep], d["train_y"][keep], cfg.batch_size, device, augment=True,
-                                   cutout=cfg.cutout, seed=cfg.seed)
+        self.train = DeviceBatches(d["train_x"][keep], d["train_y"][keep], cast(int, cfg.batch_size), device,
+                                   augment=True, cutout=cast(int, cfg.cutout), seed=cfg.seed)
         self.test = DeviceBatches(d["test_x"], d["test_y"], 256, device)
         self.num_classes = int(max(d["train_y"].max(), d["test_y"].max())) + 1
 
@@ -177,7 +177,7 @@ class ImageNetData:
             raise NatrlError("ImageNet folders need torchvision, an optional extra: pip install torchvision "
                              "(a build matching your torch); CIFAR-10/100 need nothing more") from None
         import torch
-        root = Path(cfg.data)
+        root = Path(cast(str, cfg.data))
         if not (root / "train").is_dir() or not (root / "val").is_dir():
             raise NatrlError(f"no ImageNet folders at {root}; expected {root}/train/<class>/*.JPEG and "
                              f"{root}/val/<class>/")
@@ -239,7 +239,7 @@ class Setup:
 
 def make_loss(cfg: EvalConfig):
     import torch
-    return torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    return torch.nn.CrossEntropyLoss(label_smoothing=cast(float, cfg.label_smoothing))
 
 
 def prepare(cfg: EvalConfig) -> Setup:
@@ -255,12 +255,13 @@ def prepare(cfg: EvalConfig) -> Setup:
     data = (ImageNetData if cfg.dataset == "imagenet" else CifarData)(cfg, device)
     check_classes(cfg, data.num_classes)
     seed_everything(cfg.seed)
-    aux = cfg.auxiliary_weight > 0 and genotype.space != "nb201"
+    aux = cast(float, cfg.auxiliary_weight) > 0 and genotype.space != "nb201"
     net = build_network(genotype, cfg.dataset, C=cfg.channels, layers=cfg.layers, auxiliary=aux)
     cost = network_cost(net, DATASETS[cfg.dataset][0])  # costs of the network as built (aux head excluded)
     net = net.to(device)
-    opt = torch.optim.SGD(net.parameters(), cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
+    opt = torch.optim.SGD(net.parameters(), cast(float, cfg.lr), momentum=0.9,
+                          weight_decay=cast(float, cfg.weight_decay))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cast(int, cfg.epochs))
     return Setup(name, genotype, device, data, net, cost, opt, sched, make_loss(cfg))
 
 
@@ -276,13 +277,13 @@ def settle_config(cfg: EvalConfig, given=frozenset()) -> EvalConfig:
 
 def open_resume(cfg: EvalConfig) -> tuple[RunDir, dict]:
     """The run directory of ``--resume`` and its checkpoint, both checked; nothing is written."""
-    path = Path(cfg.resume)
+    path = Path(cast(str, cfg.resume))
     if (path / "results.json").exists():
         raise NatrlError(f"{path} has finished (results.json is there); nothing to resume, start a new run")
     run = RunDir.reopen(path, KIND)
-    ckpt = run.load_checkpoint()
+    ckpt = cast(dict[str, Any], run.load_checkpoint())  # a reopened run is a resumed one: never None
     epoch = ckpt.get("epoch")
-    if not isinstance(epoch, int) or not 1 <= epoch <= cfg.epochs:
+    if not isinstance(epoch, int) or not 1 <= epoch <= cast(int, cfg.epochs):
         raise NatrlError(f"{path}/checkpoint.pt holds no epoch of this run; start a new run")
     try:
         with open(path / PROGRESS) as f:
@@ -326,7 +327,7 @@ def train_epoch(cfg: EvalConfig, s: Setup, epoch: int) -> dict:
     import torch
     s.net.train()
     if hasattr(s.net, "drop_path_prob"):
-        s.net.drop_path_prob = cfg.drop_path * (epoch - 1) / cfg.epochs  # DARTS' linear ramp
+        s.net.drop_path_prob = cast(float, cfg.drop_path) * (epoch - 1) / cast(int, cfg.epochs)  # DARTS' linear ramp
     lr = s.opt.param_groups[0]["lr"]
     seen = correct = 0
     loss_sum = 0.0
@@ -381,7 +382,7 @@ def fit(cfg: EvalConfig, s: Setup, run: RunDir, first: int) -> list[dict]:
     checkpoint each. Returns every epoch's row (those of a resumed run's earlier epochs included)."""
     progress = run.open_progress(keep_rows=first - 1)
     started = time.time() - (progress.rows[-1]["seconds"] if progress.rows else 0.0)
-    for epoch in range(first, cfg.epochs + 1):
+    for epoch in range(first, cast(int, cfg.epochs) + 1):
         row = {"epoch": epoch, **train_epoch(cfg, s, epoch)}
         row["test_acc"] = round(evaluate(s.net, s.data.test_batches()), 2)
         row["seconds"] = round(time.time() - started, 1)
@@ -409,7 +410,7 @@ def train(cfg: EvalConfig, given=frozenset()) -> Path:
     cfg = settle_config(cfg, given)
     run, ckpt = open_resume(cfg) if cfg.resume else (None, None)
     s = prepare(cfg)  # every input is read and checked here: nothing is written before
-    first = restore(s, ckpt, run.path) if ckpt is not None else 1
+    first = restore(s, ckpt, cast(RunDir, run).path) if ckpt is not None else 1
     run = run or RunDir.start(cfg, kind=KIND, name=f"eval-{s.name}-{cfg.dataset}-s{cfg.seed}")
     with run:
         if ckpt is not None:
