@@ -54,7 +54,7 @@ class Cell:
     def ops(self) -> tuple[str, ...]:
         return tuple(op for op, _, _ in self.edges)
 
-    def with_ops(self, ops) -> "Cell":
+    def with_ops(self, ops) -> Cell:
         """The same graph with the edges' ops replaced, in edge order."""
         ops = tuple(ops)
         if len(ops) != len(self.edges):
@@ -78,7 +78,7 @@ class Genotype:
     def num_intermediate(self) -> int:
         return self.normal.num_nodes - self.normal.num_inputs
 
-    def with_ops(self, normal_ops, reduce_ops=None) -> "Genotype":
+    def with_ops(self, normal_ops, reduce_ops=None) -> Genotype:
         reduce = None if self.reduce is None else self.reduce.with_ops(reduce_ops)
         return Genotype(self.normal.with_ops(normal_ops), reduce, self.space)
 

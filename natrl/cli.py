@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from natrl.config import parse_config
 from natrl.errors import cli_entry

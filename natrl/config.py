@@ -92,7 +92,7 @@ def _parse_value(kind: type, flag: str):
                 return value
             return float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
     parse.__name__ = kind.__name__
     return parse
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -90,7 +90,7 @@ def read_official_csv(path) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _load_cached(path: str) -> "NB201Table":
+def _load_cached(path: str) -> NB201Table:
     # Every sub-env of a vector env asks for the table: read it once per process, share it read-only.
     if path.endswith((".csv", ".csv.gz")):
         table = NB201Table(read_official_csv(path), name=Path(path).name)
@@ -110,7 +110,7 @@ class NB201Table:
         self.name = name
 
     @classmethod
-    def load(cls, path=None) -> "NB201Table":
+    def load(cls, path=None) -> NB201Table:
         """The table at ``path`` (analog-nasbench .anb or the official CSV); default: analog-nasbench's."""
         return _load_cached(str(path or default_table_path()))
 
