@@ -306,7 +306,7 @@ def test_a_failed_start_leaves_no_directory(tmp_path, cifar, monkeypatch):
     assert not (tmp_path / "run").exists()
     # the sweep the same way: an error after its directory was made, before Tune saved anything
     import natrl.cluster
-    monkeypatch.setattr(natrl.cluster, "start_ray", lambda address=None: None)
+    monkeypatch.setattr(natrl.cluster, "start_ray", lambda address=None, **kw: None)
     monkeypatch.setattr(natrl.cluster, "check_gpus", lambda n: None)
     monkeypatch.setattr(itnas, "make_tuner", fail)
     with pytest.raises(RuntimeError, match="boom"):

@@ -311,7 +311,7 @@ def ablation(cfg: SearchConfig) -> Path:
     sweep = RunDir.reopen(cfg.resume, ABLATION_KIND) if cfg.resume else None
     if sweep is not None:
         sweep.load_checkpoint()
-    start_ray(cfg.address)
+    start_ray(cfg.address, num_gpus=cfg.num_gpus)  # a local Ray: --num-gpus checked before it starts
     check_gpus(cfg.num_gpus)
     sweep = sweep or RunDir.start(cfg, ABLATION_KIND, f"itnas-{cfg.space}", root="sweeps")
     with sweep:
