@@ -36,6 +36,9 @@ from natrl.ops import DARTS_ALIASES, NB201_OPS, OP_INFO
 FORMAT = "natrl.genotype/1"
 SPACES = ("darts", "nb201")
 NB201_NODES = 4
+MAX_NODES = 64  # nodes per cell (DARTS: 6, ENAS: 7): larger indices are typos, and would make validation loop
+MAX_TEXT = 100_000  # characters of Genotype(...) text or an arch_str
+MAX_FILE_BYTES = 1_000_000  # a genotype JSON file is a few kB
 
 Edge = tuple[str, int, int]  # (op, src, dst)
 
@@ -137,6 +140,8 @@ def validate_cell(cell: Cell, *, space: str = "darts", num_intermediate: int | N
         if s >= d:
             raise NatrlError(f"{where}: edge {i} ({s} -> {d}) points forward or to itself (a cycle); "
                              "every edge must come from an earlier node")
+        if d >= MAX_NODES:
+            raise NatrlError(f"{where}: edge {i} ends at node {d}; a cell has at most {MAX_NODES} nodes")
     n = cell.num_nodes
     if space == "nb201":
         want = sorted((s, d) for d in range(1, NB201_NODES) for s in range(d))
@@ -226,12 +231,20 @@ def from_darts(normal, normal_concat, reduce, reduce_concat, where="genotype") -
 def _literal(node):
     """ast.literal_eval, plus ``range(a, b)`` which DARTS uses for concat lists."""
     if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "range":
-        return list(range(*(ast.literal_eval(a) for a in node.args)))
+        args = [ast.literal_eval(a) for a in node.args]
+        if not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+            raise ValueError
+        r = range(*args)
+        if len(r) > MAX_NODES:  # range(2, 10**9) would be a list of a billion nodes: refuse, don't build it
+            raise NatrlError(f"Genotype(...): {len(r)} concat nodes; a cell has at most {MAX_NODES} nodes")
+        return list(r)
     return ast.literal_eval(node)
 
 
 def parse_darts_text(text: str) -> Genotype:
     """Parse ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], ...)`` without eval."""
+    if len(text) > MAX_TEXT:
+        raise NatrlError(f"Genotype(...) text of {len(text)} characters; a genotype is a few hundred, give its text")
     try:
         node = ast.parse(text.strip(), mode="eval").body
         if not (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "Genotype"):
@@ -242,23 +255,23 @@ def parse_darts_text(text: str) -> Genotype:
         return from_darts(*(fields[n] for n in names), where="Genotype(...)")
     except NatrlError:
         raise
-    except (SyntaxError, ValueError, KeyError, TypeError):
+    except (SyntaxError, ValueError, KeyError, TypeError, RecursionError, MemoryError):  # nested too deep as well
         raise NatrlError("cannot parse DARTS text; expected Genotype(normal=[(op, input), ...], "
                          "normal_concat=[...], reduce=[...], reduce_concat=[...]) with literal values") from None
 
 
 def from_arch_str(arch_str: str) -> Genotype:
     """NAS-Bench-201 ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` -> a nb201-space genotype."""
-    where = f"arch_str '{arch_str}'"
-    if not isinstance(arch_str, str) or not arch_str.startswith("|"):
+    where = f"arch_str '{str(arch_str)[:200]}'"
+    if not isinstance(arch_str, str) or not arch_str.startswith("|") or len(arch_str) > MAX_TEXT:
         raise NatrlError(f"{where}: not a NAS-Bench-201 arch_str; expected |op~0|+|op~0|op~1|+|op~0|op~1|op~2|")
     edges = []
     for dst, group in enumerate(arch_str.split("+"), start=1):
         items = [t for t in group.strip().strip("|").split("|") if t]
         for item in items:
             op, _, src = item.partition("~")
-            if not src.isdigit():
-                raise NatrlError(f"{where}: entry '{item}' is not op~input")
+            if not (src.isascii() and src.isdigit()):  # str.isdigit accepts '０' and '²', int() reads them
+                raise NatrlError(f"{where}: entry '{item}' is not op~input with an ASCII input number, e.g. nor_conv_3x3~0")
             if op not in NB201_OPS:
                 raise NatrlError(f"{where}: unknown op '{op}'; NAS-Bench-201 ops are {', '.join(NB201_OPS)}")
             edges.append((op, int(src), dst))
@@ -306,15 +319,28 @@ def genotype_from_dict(d, where="genotype") -> Genotype:
 def load_genotype(path) -> Genotype:
     path = Path(path)
     try:
+        if not path.exists():
+            raise FileNotFoundError
+        if path.is_dir():
+            raise NatrlError(f"cannot read genotype file {path}: it is a directory; give a .json file")
+        if not path.is_file():  # a FIFO or a device would block or never end
+            raise NatrlError(f"cannot read genotype file {path}: not a regular file; give a .json file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise NatrlError(f"cannot read genotype file {path}: {path.stat().st_size} bytes, a genotype is a few kB; "
+                             "give the file derive.py or search_itnas.py wrote")
         text = path.read_text()
+    except NatrlError:
+        raise
     except FileNotFoundError:
         raise NatrlError(f"genotype file {path} does not exist; give a registry name or an existing .json file") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise NatrlError(f"cannot read genotype file {path}: {e.__class__.__name__}; check the path") from None
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:
         raise NatrlError(f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix the file") from None
+    except RecursionError:
+        raise NatrlError(f"{path}: JSON nested too deeply to be a genotype; give the file derive.py wrote") from None
     return genotype_from_dict(d, where=str(path))
 
 

@@ -83,6 +83,8 @@ def _parse_value(kind: type, flag: str):
         if kind is str:
             return text
         try:
+            if not text.isascii():  # int('１０') and float('１０') read non-ASCII digits; a flag takes ASCII
+                raise ValueError
             if kind is int:
                 value = float(text) if any(c in text for c in ".eE") else int(text, 10)
                 if isinstance(value, float):
@@ -174,6 +176,8 @@ def check_config(cfg: C) -> C:
             if not optional:
                 raise NatrlError(f"{flag} needs a value")
             continue
+        if get_origin(tp) is list and not isinstance(value, list):  # a saved config's "x" where ["x"] belongs
+            raise NatrlError(f"{flag} {str(value)[:80]!r} is not a list")
         values = value if get_origin(tp) is list else [value]
         kind, choices = _scalar(get_args(tp)[0] if get_origin(tp) is list else tp)
         for v in values:
@@ -228,4 +232,16 @@ def parse_config(cfg_cls: type[C], argv=None, *, prog: str | None = None, descri
     """(checked config, names of the knobs given on the command line). ``defaults`` replaces field defaults
     (e.g. ``train_nat.py`` is ``train_natpp.py`` with ``rule='nat'``)."""
     args = vars(build_parser(cfg_cls, prog, description).parse_args(argv))
-    return resolve(cfg_cls, {**(defaults or {}), **args}), set(args)
+    cfg = resolve(cfg_cls, {**(defaults or {}), **args})
+    check_new_output_dir(cfg)
+    return cfg, set(args)
+
+
+def check_new_output_dir(cfg: RunConfig) -> None:
+    """A run kind with ``--out DIR`` and ``--resume DIR`` writes a new run directory: an ``--out`` that is a file
+    or a non-empty directory is refused now, before the run reads its inputs or starts Ray (RunDir.start
+    checks it again when it creates the directory)."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    if {"out", "resume"} <= names and getattr(cfg, "out", None) and not getattr(cfg, "resume", None):
+        from natrl.rundir import check_new_run_dir
+        check_new_run_dir(cfg.out)  # type: ignore[attr-defined]

@@ -98,8 +98,11 @@ def _collect(items, source: str, dataset: str = "cifar10"):
 
 
 def _read_image_folder(root: Path, dataset: str = "cifar10"):
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return _collect(((p.relative_to(root).parts, p.read_bytes) for p in files), str(root), dataset)
+    try:
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        return _collect(((p.relative_to(root).parts, p.read_bytes) for p in files), str(root), dataset)
+    except OSError as e:  # an unreadable file or folder in the tree
+        raise NatrlError(f"cannot read {e.filename or root} ({e.strerror}); check the permissions of --data") from None
 
 
 def _read_tarball(path: Path, dataset: str = "cifar10"):
@@ -133,6 +136,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NATRL_CACHE", Path.home() / ".cache" / "natrl"))
 
 
+CACHE_KEYS = ("train_x", "train_y", "test_x", "test_y")
+
+
+def _read_cache(cached: Path) -> dict[str, np.ndarray]:
+    """The decoded arrays of an earlier read. A truncated or foreign cache file (a kill mid-write by an old
+    version, a disk error) is refused with the file to delete, never used half-read."""
+    try:
+        with np.load(cached, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if sorted(arrays) != sorted(CACHE_KEYS) or len(arrays["train_x"]) != len(arrays["train_y"]) \
+                or len(arrays["test_x"]) != len(arrays["test_y"]):
+            raise ValueError("unexpected arrays")
+        return arrays
+    except Exception as e:  # numpy / zipfile raise many types for a corrupt archive
+        raise NatrlError(f"the data cache {cached} is corrupt ({e.__class__.__name__}); delete it (rm {cached}) "
+                         "and run again to rebuild it from the data set") from None
+
+
 def load_cifar10(root, cache: bool = True, dataset: str = "cifar10") -> dict[str, np.ndarray]:
     """{"train_x": uint8 [N, 32, 32, 3], "train_y": int64 [N], "test_x", "test_y"} from any accepted layout.
     ``dataset="cifar100"`` reads CIFAR-100 the same way (cifar-100-python/{train,test}, or 100 class folders)."""
@@ -141,8 +162,7 @@ def load_cifar10(root, cache: bool = True, dataset: str = "cifar10") -> dict[str
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{kind}|{dataset}".encode()).hexdigest()[:16]
     cached = cache_dir() / f"{dataset}-{key}.npz"
     if cache and cached.exists():
-        with np.load(cached, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        return _read_cache(cached)
     reader = {"pickle": _read_pickle_layout, "images": _read_image_folder, "tar": _read_tarball}[kind]
     train_x, train_y, test_x, test_y = reader(path, dataset)
     arrays = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}

@@ -32,4 +32,5 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (no usage dump) and points to --help."""
 
     def error(self, message):
+        message = " ".join(str(message).split())  # a value with a newline in it stays on one line
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

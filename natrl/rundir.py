@@ -36,6 +36,7 @@ from natrl.errors import NatrlError
 
 PACKAGES = ("natrl", "torch", "ray", "gymnasium", "numpy", "pandas", "matplotlib", "analog-nasbench")
 CONFIG, CHECKPOINT, PROGRESS, LOG = "config.json", "checkpoint.pt", "progress.csv", "log.txt"
+MAX_CONFIG_BYTES = 10 * 1024 ** 2
 
 
 def versions() -> dict:
@@ -233,11 +234,7 @@ class RunDir:
         if getattr(cfg, "resume", None):
             return cls.reopen(cfg.resume, kind, marker)
         out = Path(cfg.out) if getattr(cfg, "out", None) else Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if out.exists() and not out.is_dir():
-            raise NatrlError(f"--out {out} is a file; give a new directory name")
-        if out.is_dir() and any(out.iterdir()):
-            raise NatrlError(f"{out} already exists and is not empty; give a new --out, or --resume {out} "
-                             "to continue the run there (nothing was overwritten)")
+        check_new_run_dir(out)
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -251,9 +248,7 @@ class RunDir:
     def reopen(cls, path, kind: str, marker: str = CHECKPOINT) -> RunDir:
         path = Path(path)
         record = read_config(path, kind)
-        if not (path / marker).exists():
-            raise NatrlError(f"{path} has no {marker} to resume from (the run stopped before its first "
-                             "checkpoint); start it again with a new --out")
+        _check_marker(path, marker)
         run = cls(path, kind, resumed=True)
         run.record = record
         return run
@@ -308,15 +303,69 @@ class RunDir:
         """The checkpoint of a resumed run (None for a new run), checked to belong to this run's config."""
         if not self.resumed:
             return None
-        state = read_checkpoint_file(self.path / CHECKPOINT, f"the {self.kind} run")
+        return checked_checkpoint(self.path, self.kind, self.record)
+
+
+# A checkpoint checked by resume_config (before Ray starts or anything is written), kept for the
+# load_checkpoint that follows so that it is read once: {path: (file signature, state)}.
+_CHECKED: dict[str, tuple[tuple, dict]] = {}
+
+
+def _signature(path: Path) -> tuple:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def checked_checkpoint(path: Path, kind: str, record: dict, keep: bool = False) -> dict:
+    """RUN/checkpoint.pt read with weights_only and checked to be of ``kind`` and of the config in ``record``
+    (the run directory's config.json): a foreign, truncated or code-carrying file, or a config edited after
+    the checkpoint, is one line. ``keep`` holds the state for the next call on the same unchanged file."""
+    ckpt = Path(path) / CHECKPOINT
+    key = str(ckpt.resolve())
+    cached = _CHECKED.pop(key, None)
+    if cached is not None and cached[0] == _signature(ckpt):
+        state = cached[1]
+    else:
+        state = read_checkpoint_file(ckpt, f"the {kind} run")
         meta = state.pop("__natrl__", None)
-        if not isinstance(meta, dict) or meta.get("kind") != self.kind:
-            raise NatrlError(f"{self.path / CHECKPOINT} was not written by a {self.kind} run; "
-                             "give a run directory of the same script")
-        if meta.get("config") != self.record["config"]:
-            raise NatrlError(f"{self.path / CONFIG} no longer matches its checkpoint (the config was edited); "
+        if not isinstance(meta, dict) or meta.get("kind") != kind:
+            raise NatrlError(f"{ckpt} was not written by a {kind} run; give a run directory of the same script")
+        if meta.get("config") != record["config"]:
+            raise NatrlError(f"{Path(path) / CONFIG} no longer matches its checkpoint (the config was edited); "
                              "restore it or start a new run")
-        return state
+    if keep:
+        _CHECKED.clear()
+        _CHECKED[key] = (_signature(ckpt), state)
+    return state
+
+
+def check_new_run_dir(out: Path, flag: str = "--out") -> Path:
+    """A directory a new run may write: absent or empty (a file or a directory with files is never reused)."""
+    out = Path(out)
+    try:
+        if out.exists() and not out.is_dir():
+            raise NatrlError(f"{flag} {out} is a file; give a new directory name")
+        if out.is_dir() and any(out.iterdir()):
+            raise NatrlError(f"{out} already exists and is not empty; give a new {flag}, or --resume {out} "
+                             "to continue the run there (nothing was overwritten)")
+        parent = out.absolute().parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():  # --out FILE/sub: mkdir would fail only after the run started
+            raise NatrlError(f"{flag} {out}: {parent} is a file, not a folder; give a new directory name")
+    except OSError as e:  # a name too long, a folder we may not list
+        raise NatrlError(f"{flag} {str(out)[:200]}: {e.strerror}; choose another directory") from None
+    return out
+
+
+# the file or folder a resume continues from, per run kind (default: checkpoint.pt)
+MARKERS = {"sweep": "tune"}
+
+
+def _check_marker(path: Path, marker: str):
+    if not (path / marker).exists():
+        raise NatrlError(f"{path} has no {marker} to resume from (the run stopped before its first "
+                         "checkpoint); start it again with a new --out")
 
 
 def read_config(path: Path, kind: str) -> dict:
@@ -325,14 +374,17 @@ def read_config(path: Path, kind: str) -> dict:
     if not path.is_dir():
         raise NatrlError(f"{path} is not a run directory; --resume takes the directory a run wrote")
     try:
+        if (path / CONFIG).is_file() and (path / CONFIG).stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError("too large")  # a config.json is a few kB: this is not one a run wrote
         record = json.loads((path / CONFIG).read_text())
     except FileNotFoundError:
         raise NatrlError(f"{path} has no {CONFIG}; --resume takes the directory a run wrote") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise NatrlError(f"{path / CONFIG} is not readable JSON ({e.__class__.__name__}); "
                          "--resume takes the directory a run wrote") from None
     if not isinstance(record, dict) or record.get("kind") != kind or not isinstance(record.get("config"), dict):
         found = record.get("kind") if isinstance(record, dict) else None
+        found = found if isinstance(found, str) and len(found) < 40 else None
         raise NatrlError(f"{path} holds a {found or 'foreign'} run, not a {kind} run; "
                          "give a run directory of the same script")
     return record
@@ -348,9 +400,28 @@ def resume_config(cfg_cls, cfg, given: set[str], kind: str):
     if differ:
         flags = ", ".join(f"--{k.replace('_', '-')} (saved {getattr(saved, k)})" for k in differ)
         raise NatrlError(f"--resume continues the run with its saved config; drop {flags} or start a new run")
+    # the checkpoint too, now: a truncated, foreign or code-carrying checkpoint, or a config edited after it,
+    # must be refused before the caller starts Ray or reopens (and appends to) the run directory
+    path = Path(cfg.resume)
+    marker = MARKERS.get(kind, CHECKPOINT)
+    _check_marker(path, marker)
+    if marker == CHECKPOINT:
+        state = checked_checkpoint(path, kind, record, keep=True)
+        rows = state.get("progress_rows")
+        if isinstance(rows, int) and not isinstance(rows, bool) and _csv_rows(path / PROGRESS) < rows:
+            raise NatrlError(f"{path / PROGRESS} has fewer rows than its checkpoint ({rows}); the run directory "
+                             "was edited and cannot be resumed")
     keep = {"resume": str(cfg.resume), "out": str(cfg.resume)}
     keep.update({k: getattr(cfg, k) for k in given & {"address"} if hasattr(saved, k)})
     return dataclasses.replace(saved, **keep)
+
+
+def _csv_rows(path: Path) -> int:
+    try:
+        with open(path, newline="") as f:
+            return sum(1 for _ in csv.DictReader(f))
+    except (OSError, ValueError, csv.Error):
+        return 0
 
 
 def quiet_ray_logs():

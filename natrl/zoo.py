@@ -105,7 +105,7 @@ def _canonical(name: str) -> str | None:
 def entry(name: str) -> ZooEntry:
     canon = _canonical(name)
     if canon is None:
-        raise NatrlError(f"unknown architecture '{name}'; known: {', '.join(names())} "
+        raise NatrlError(f"unknown architecture '{name[:80]}'; known: {', '.join(names())} "
                          "(or give a .json file, an NB201 arch_str, or Genotype(...) text)")
     return _entries()[canon]
 
@@ -115,6 +115,13 @@ def get(name: str) -> Genotype:
     return entry(name).genotype
 
 
+def _is_file(spec: str) -> bool:
+    try:
+        return Path(spec).is_file()
+    except (OSError, ValueError):  # a name too long for a path, or with a NUL byte, is no file
+        return False
+
+
 def resolve(spec: str) -> tuple[str, Genotype]:
     """(display name, genotype) for a registry name, a JSON file, an NB201 arch_str or DARTS text."""
     spec = spec.strip()
@@ -122,7 +129,7 @@ def resolve(spec: str) -> tuple[str, Genotype]:
         return spec, from_arch_str(spec)
     if spec.startswith("Genotype("):
         return "Genotype(...)", parse_darts_text(spec)
-    if spec.endswith(".json") or "/" in spec or Path(spec).is_file():
+    if spec.endswith(".json") or "/" in spec or _is_file(spec):
         return Path(spec).stem, load_genotype(spec)
     e = entry(spec)
     return e.name, e.genotype

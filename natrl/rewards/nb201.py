@@ -53,20 +53,47 @@ def default_table_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data.anb"
 
 
+MAX_TABLE_BYTES = 200 * 1024 ** 2  # data.anb is 5.6 MB, the official CSV under 2 MB
+FIX = "give analog-nasbench's data.anb (the default) or the official nb201_cifar10_valid_avg.csv.gz"
+
+
+def check_table_file(path: Path) -> Path:
+    """A table path we may read: an existing regular file (a FIFO would block, a directory fails late)."""
+    if not path.exists():
+        raise NatrlError(f"NAS-Bench-201 table {path} does not exist; {FIX}")
+    if path.is_dir():
+        raise NatrlError(f"NAS-Bench-201 table {path} is a directory; {FIX}")
+    if not path.is_file():
+        raise NatrlError(f"NAS-Bench-201 table {path} is not a regular file; {FIX}")
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        raise NatrlError(f"NAS-Bench-201 table {path} has {path.stat().st_size} bytes, too many for a table; {FIX}")
+    return path
+
+
 def read_anb(path) -> np.ndarray:
     """Accuracy (percent) of every cell, indexed by ``index_of``; NaN where the table has no entry."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = check_table_file(path).read_bytes()
         data = _RestrictedUnpickler(io.BytesIO(raw)).load()
+    except NatrlError:
+        raise
     except FileNotFoundError:
         raise NatrlError(f"NAS-Bench-201 table {path} does not exist; reinstall analog-nasbench") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as e:
+    except OSError as e:
+        raise NatrlError(f"cannot read NAS-Bench-201 table {path} ({e.strerror}); {FIX}") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError, KeyError,
+            RecursionError, MemoryError) as e:
         raise NatrlError(f"{path} is not a readable analog-nasbench table ({e}); reinstall analog-nasbench") from None
     acc = np.full(5 ** 6, np.nan)
-    for key, rec in data.items():
-        ours = [ANB_OPS[key[OUR_EDGE_TO_ANB[i]]] for i in range(6)]
-        acc[index_of(ours)] = float(rec.baseline_accuracy)
+    try:  # a pickle of another structure (a list, a dict of other keys) is refused here, not half-read
+        for key, rec in data.items():
+            if not (isinstance(key, tuple) and len(key) == 6 and all(isinstance(k, int) for k in key)):
+                raise ValueError(f"key {str(key)[:40]}")
+            ours = [ANB_OPS[key[OUR_EDGE_TO_ANB[i]]] for i in range(6)]
+            acc[index_of(ours)] = float(rec.baseline_accuracy)
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as e:
+        raise NatrlError(f"{path} is a pickle but not an analog-nasbench table ({e.__class__.__name__}); {FIX}") from None
     return acc
 
 
@@ -77,6 +104,7 @@ def read_official_csv(path) -> np.ndarray:
 
     from natrl.cells import from_arch_str
     acc = np.full(5 ** 6, np.nan)
+    check_table_file(Path(path))
     try:
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(path, "rt") as f:
@@ -84,8 +112,19 @@ def read_official_csv(path) -> np.ndarray:
                 acc[index_of(from_arch_str(row["arch_str"]).normal.ops)] = float(row["valid-accuracy"])
     except FileNotFoundError:
         raise NatrlError(f"NAS-Bench-201 CSV {path} does not exist; pass the path to nb201_cifar10_valid_avg.csv.gz") from None
-    except (KeyError, OSError, ValueError) as e:
-        raise NatrlError(f"{path} is not an NAS-Bench-201 CSV with arch_str and valid-accuracy columns ({e})") from None
+    except (KeyError, OSError, ValueError, TypeError, EOFError, csv.Error) as e:  # NatrlError is a ValueError
+        reason = " ".join(str(e).split())[:160]
+        raise NatrlError(f"{path} is not an NAS-Bench-201 CSV with arch_str and valid-accuracy columns ({reason})") from None
+    return acc
+
+
+def check_complete(acc: np.ndarray, path: str) -> np.ndarray:
+    """Every one of the 15,625 cells has a finite accuracy in percent: a reward of NaN for a missing or blank
+    cell would train the policy on NaN (an empty CSV, a CSV with 'nan' accuracies, a pickled empty dict)."""
+    bad = ~np.isfinite(acc) | (acc < 0) | (acc > 100)
+    if bad.any():
+        raise NatrlError(f"NAS-Bench-201 table {path} has no accuracy in 0..100 for {int(bad.sum())} of the "
+                         f"{acc.size} cells (empty, blank or NaN rows); {FIX}")
     return acc
 
 
@@ -93,9 +132,9 @@ def read_official_csv(path) -> np.ndarray:
 def _load_cached(path: str) -> NB201Table:
     # Every sub-env of a vector env asks for the table: read it once per process, share it read-only.
     if path.endswith((".csv", ".csv.gz")):
-        table = NB201Table(read_official_csv(path), name=Path(path).name)
+        table = NB201Table(check_complete(read_official_csv(path), path), name=Path(path).name)
     else:
-        table = NB201Table(read_anb(path))
+        table = NB201Table(check_complete(read_anb(path), path))
     table.accuracy.flags.writeable = False
     return table
 
