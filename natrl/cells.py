@@ -340,7 +340,8 @@ def load_genotype(path) -> Genotype:
     except json.JSONDecodeError as e:
         raise NatrlError(f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix the file") from None
     except RecursionError:
-        raise NatrlError(f"{path}: JSON nested too deeply to be a genotype; give the file derive.py wrote") from None
+        raise NatrlError(f"cannot read architecture {path}: its JSON is nested too deeply to be a genotype; "
+                         "give the file derive.py wrote") from None
     return genotype_from_dict(d, where=str(path))
 
 
