@@ -71,7 +71,7 @@ def test_arch_info_transitions_json(script):
         (["{tmp}/bad.json"], "malformed JSON"),
         (["{tmp}/cycle.json"], "points forward or to itself"),
         (["{tmp}/missing.json"], "does not exist"),
-        (["{tmp}/deep.json"], "cannot read architecture"),
+        (["{tmp}/deep.json"], "nested too deeply"),
         (["|x~0|"], "unknown op 'x'"),
         (["|nor_conv_3x3~\uff10|"], "non-ASCII characters"),
         (["--transitions", "foo"], "invalid choice"),
