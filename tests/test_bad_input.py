@@ -120,6 +120,11 @@ def _unreadable(p, c):
     p.chmod(0)
 
 
+def _unreadable_images(p, c):
+    _image_folder(p, c)
+    (p / "train" / "airplane" / "0.png").chmod(0)
+
+
 def _genotype(d):
     return lambda p, c: p.write_text(json.dumps(d))
 
@@ -254,6 +259,8 @@ MAKERS = {
     "adir.json": _dir,
     "adir.csv": _dir,
     "unreadable.csv": _unreadable,
+    "unreadable.json": _unreadable,
+    "unreadable_images": _unreadable_images,
     "afile": _csv("some text\n"),
     "text.tar.gz": _csv("this is not a tarball\n"),
     "cache_data": _corrupt_cache,
@@ -315,6 +322,7 @@ MAKERS = {
     "sweepdir": _fake_sweep,
     "sweepdir_strvalues": lambda p, c: _fake_sweep(p, c, {"values": "0.1", "ablations": "lam"}),
     "sweepdir_nan": lambda p, c: _fake_sweep(p, c, {"seeds": float("nan")}),
+    "sweepdir_notune": lambda p, c: (_fake_sweep(p, c), (p / "tune").rmdir()),
     "emptydir": lambda p, c: p.mkdir(),
     "fulldir": _dir,
     "outfile": _csv("precious\n"),
@@ -406,7 +414,8 @@ CASES += [C(T, "--table", t) for t in (
     "{T}/missing.anb", "{adir}", "/dev/null", "{fifo}", "{empty.csv}", "{header.csv}", "{nan.csv}",
     "{wrongcols.csv}", "{badarch.csv}", "{binary.csv}", "{text.csv.gz}", "{list.anb}", "{dict.anb}",
     "{tuplekeys.anb}", "{empty.anb}", "{payload.anb}", "{text.anb}", "{table.pkl}", "{adir.csv}", "{fifo.csv}")]
-CASES += [C(T, "--table", "{unreadable.csv}", skip_root=True)]
+CASES += [C(T, "--table", "{unreadable.csv}", skip_root=True), C(T, "--tag", "x" * 5000),
+          C(T, "--space", "darts", "--reward", "supernet", "--data", "{unreadable_images}", skip_root=True)]
 CASES += [C(T, "--report-table", t) for t in (
     "{T}/missing.csv", "{adir}", "{empty.csv}", "{nan.csv}", "{wrongcols.csv}", "{list.anb}", "{payload.anb}")]
 CASES += [  # outputs
@@ -454,7 +463,8 @@ CASES += [C(T, "{run}", cell) for cell in (
     "{format.json}", "{farnode.json}", "{boolnode.json}", "{T}/missing.json", "{adir.json}", "{fifo.json}", "",
     "   ", "x" * 5000, "a\x00b", "{T}/" + "y" * 5000 + ".json")]
 CASES += [C(T, "{run}", NB201_ARCH, "--table", t) for t in ("{T}/missing.anb", "{adir}", "{empty.csv}",
-                                                            "{list.anb}", "{payload.anb}", "/dev/null")]
+                                                            "{list.anb}", "{payload.anb}", "/dev/null", "{nan.csv}")]
+CASES += [C(T, "{run}", "{unreadable.json}", skip_root=True)]
 CASES += [C(T, "{run}", *[NB201_ARCH] * 10_001, id="derive:10001 cells")]
 CASES += [  # outputs: nothing overwritten unasked
     C(T, "{run}", NB201_ARCH, "--out", "{run}/results.json"), C(T, "{run}", NB201_ARCH, "--out", "{run}/config.json"),
@@ -485,6 +495,7 @@ CASES += [C(T, "--report-table", "{nan.csv}"), C(T, "--report-table", "{wrongcol
           C(T, "--out", "{fulldir}"), C(T, "--out", "{outfile}"), C(T, "--out", "{afile}/sub"),
           C(T, "--resume", "{T}/nowhere"), C(T, "--resume", "{afile}"), C(T, "--resume", "{run}"),
           C(T, "--resume", "{sweepdir_strvalues}"), C(T, "--resume", "{sweepdir_nan}"),
+          C(T, "--resume", "{sweepdir_notune}"),
           C(T, "--resume", "{emptydir}"), C(T, "--resume", "{sweepdir}", "--seeds", "5"),
           C(T, "--resume", "{sweepdir}", "--ablations", "m")]
 
@@ -504,7 +515,7 @@ CASES += [C(T), C(T, "--bogus"), C(T, "--data"), C(T, "--data", "{T}/missing"), 
           C(T, "--data", "{images}", "--num-gpus", "2"), C(T, "--data", "{images}", "--out", "{fulldir}"),
           C(T, "--data", "{images}", "--out", "{outfile}"),
           C(T, "--resume", "{T}/nowhere"), C(T, "--resume", "{run}"), C(T, "--resume", "{sweepdir}"),
-          C(T, "--resume", "{afile}")]
+          C(T, "--resume", "{afile}"), C(T, "--resume", "{run_trunc}"), C(T, "--resume", "{run_noconfig}")]
 CASES += [C(T, "--data", "{images}", flag, v) for flag, v in [
     ("--channels", "0"), ("--epochs", "nan"), ("--layers", "1e30"), ("--batch-size", "1.5"), ("--seed", "-1"),
     ("--steps-per-epoch", "-1"), ("--seeds", "０")]]
@@ -602,7 +613,8 @@ def test_bad_input(script, argv, skip_root, match, tmp_path, capsys, monkeypatch
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     ctx = Ctx(case)
     argv = [ctx.expand(a) for a in argv]
-    if skip_root and os.access(case / "unreadable.csv", os.R_OK):
+    unreadable = [a for a in argv if "unreadable" in a]
+    if skip_root and unreadable and os.access(next(Path(unreadable[0]).rglob("0.png"), unreadable[0]), os.R_OK):
         pytest.skip("running as root: a chmod 000 file is still readable")
     mod = load(script)
     before = snapshot(case)
@@ -626,6 +638,9 @@ def test_bad_input(script, argv, skip_root, match, tmp_path, capsys, monkeypatch
     assert "Traceback" not in err, err[-3000:]
     assert exc.value.code == 2, (exc.value.code, err[-2000:])
     lines = err.strip().splitlines()
+    if os.environ.get("BAD_INPUT_DUMP"):  # review the messages: BAD_INPUT_DUMP=FILE pytest tests/test_bad_input.py
+        with open(os.environ["BAD_INPUT_DUMP"], "a") as f:
+            f.write(f"{script} {' '.join(argv)[:150]!r}\n    {err.strip()[:600]}\n")
     assert len(lines) == 1, err[-2000:]
     assert not (case / MARKER).exists() and not (case.parent / MARKER).exists(), "a payload ran"
     assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
