@@ -45,7 +45,9 @@ def load_policy(run_dir: Path):
     from natrl.spaces import make_space
     path = run_dir / "policy.pt" if run_dir.is_dir() else run_dir
     if not path.is_file():
-        raise NatrlError(f"{path} does not exist; give a run directory written by experiments/train_natpp.py")
+        what = ("does not exist" if not path.exists() else "is a directory" if path.is_dir()
+                else "is not a regular file")
+        raise NatrlError(f"{path} {what}; give a run directory written by experiments/train_natpp.py")
     ck = read_checkpoint_file(path, "derive")
     try:
         cfg = ck["model_config"]
@@ -54,8 +56,9 @@ def load_policy(run_dir: Path):
         module = TransitionPolicy(observation_space=space.observation_space(), action_space=space.action_space(),
                                   model_config=cfg)
         module.load_state_dict(ck["state_dict"])
-    except NatrlError:
-        raise
+    except NatrlError as e:  # a model_config naming no space we know: say which file
+        raise NatrlError(f"cannot load policy {path} ({e}); pass a policy.pt written by experiments/train_natpp.py") \
+            from None
     except Exception as e:  # another format, a mismatching state dict
         raise NatrlError(f"cannot load policy {path} ({e.__class__.__name__}); pass a policy.pt written by "
                          "experiments/train_natpp.py") from None
@@ -67,11 +70,11 @@ def supernet_scorer(run_dir: Path, space):
     """Score darts genotypes with the run's trained supernet, rebuilt in this process (no Ray)."""
     import torch
 
+    from natrl.config import config_from_dict
     from natrl.datasets import load_cifar10
     from natrl.rewards.supernet import SupernetTrainer
     from natrl.rundir import RunDir, read_config
     from natrl.runs.transformer import KIND, TrainConfig
-    from natrl.config import config_from_dict
     if not run_dir.is_dir():
         raise NatrlError(f"darts policies are scored by their run's supernet: give the run directory, not {run_dir}")
     cfg = config_from_dict(TrainConfig, read_config(run_dir, KIND)["config"], str(run_dir / "config.json"))
@@ -79,8 +82,11 @@ def supernet_scorer(run_dir: Path, space):
     trainer = SupernetTrainer(space.ops, load_cifar10(cfg.data), preset=cfg.preset, batch_size=cfg.supernet_batch,
                               epochs=cfg.epochs, seed=cfg.seed, num_intermediate=cfg.intermediate_nodes)
     trainer.load_state_dict(state["supernet"]["shard"])
-    torch.set_grad_enabled(False)
-    return lambda genotypes: trainer.score(genotypes, batch_index=0)
+
+    def score(genotypes):
+        with torch.no_grad():  # local: a global switch would leak into whatever runs next in this process
+            return trainer.score(genotypes, batch_index=0)
+    return score
 
 
 def transform(module, space, beta, mode: str, samples: int, score, generator):
@@ -113,7 +119,8 @@ def check_in_space(space, name: str, genotype):
     except NatrlError:
         raise
     except Exception:  # a cell of another space does not encode
-        raise NatrlError(f"{name} is not a cell of the policy's space ({space.name}); give cells of that space") from None
+        raise NatrlError(f"{name} is not a cell of the policy's space ({space.name}); "
+                         "give cells of that space") from None
 
 
 def _stem(name: str) -> str:
