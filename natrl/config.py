@@ -151,6 +151,14 @@ def build_parser(cls, prog: str | None = None, description: str | None = None) -
 
 # ---- checking --------------------------------------------------------------------------------------------
 
+def _num(x) -> str:
+    """A bound or value, short where that is exact (1e+08, 0.99), else in full (2147483647, not 2.14748e+09)."""
+    short = f"{x:g}"
+    if float(short) != x and float(x).is_integer() and abs(x) < 1e18:
+        return str(int(x))
+    return short
+
+
 def _check_number(flag: str, value, f: dataclasses.Field):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
@@ -159,11 +167,11 @@ def _check_number(flag: str, value, f: dataclasses.Field):
     ge, gt, le = f.metadata.get("ge"), f.metadata.get("gt"), f.metadata.get("le")
     le = BIG if le is None else le
     if ge is not None and value < ge:
-        raise NatrlError(f"{flag} must be >= {ge:g}, got {value:g}")
+        raise NatrlError(f"{flag} must be >= {_num(ge)}, got {_num(value)}")
     if gt is not None and value <= gt:
-        raise NatrlError(f"{flag} must be > {gt:g}, got {value:g}")
+        raise NatrlError(f"{flag} must be > {_num(gt)}, got {_num(value)}")
     if value > le:
-        raise NatrlError(f"{flag} must be <= {le:g}, got {value:g}")
+        raise NatrlError(f"{flag} must be <= {_num(le)}, got {_num(value)}")
 
 
 def check_config(cfg: C) -> C:
@@ -171,6 +179,8 @@ def check_config(cfg: C) -> C:
     hints = _hints(type(cfg))
     for f in dataclasses.fields(cfg):
         value, flag = getattr(cfg, f.name), "--" + f.name.replace("_", "-")
+        if f.metadata.get("positional"):  # named as --help shows it
+            flag = f.metadata.get("metavar") or f.name.upper()
         tp, optional = _strip_optional(hints[f.name])
         if value is None:
             if not optional:

@@ -33,4 +33,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         message = " ".join(str(message).split())  # a value with a newline in it stays on one line
+        if message.endswith("expected one argument"):  # argparse reads '--lam -1' as two flags
+            message += "; a negative value is written --flag=-1"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

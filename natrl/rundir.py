@@ -121,6 +121,8 @@ def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
     import torch
     if Path(path).is_dir():
         raise NatrlError(f"checkpoint {path} is a directory; give the run directory that holds it")
+    if Path(path).exists() and not Path(path).is_file():  # a FIFO would block torch.load
+        raise NatrlError(f"checkpoint {path} is not a regular file; {what} cannot use it")
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # torch raises many types for a truncated, foreign or unsafe file
@@ -128,10 +130,11 @@ def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
         if "Weights only load failed" in text:  # a pickle carrying objects: never unpickled
             reason = "it holds pickled objects, not plain tensors, and natrl does not unpickle those"
         else:
-            reason = text.splitlines()[0][:160] if text else e.__class__.__name__
-        raise NatrlError(f"cannot read checkpoint {path} ({reason}); {what} cannot use it") from None
+            reason = f"truncated or not a torch checkpoint: {e.__class__.__name__}"
+        raise NatrlError(f"cannot read checkpoint {path} ({reason}); {what} cannot use it: restore the file or "
+                         "start a new run") from None
     if not isinstance(state, dict):
-        raise NatrlError(f"checkpoint {path} is not a natrl checkpoint; {what} cannot be resumed from it")
+        raise NatrlError(f"checkpoint {path} is not a natrl checkpoint; {what} cannot use it")
     return state
 
 
@@ -382,6 +385,8 @@ def read_config(path: Path, kind: str) -> dict:
     except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise NatrlError(f"{path / CONFIG} is not readable JSON ({e.__class__.__name__}); "
                          "--resume takes the directory a run wrote") from None
+    if isinstance(record, dict) and record.get("kind") == kind and not isinstance(record.get("config"), dict):
+        raise NatrlError(f"{path / CONFIG} has no config object (it was edited); restore it or start a new run")
     if not isinstance(record, dict) or record.get("kind") != kind or not isinstance(record.get("config"), dict):
         found = record.get("kind") if isinstance(record, dict) else None
         found = found if isinstance(found, str) and len(found) < 40 else None

@@ -293,6 +293,7 @@ MAKERS = {
     "run_configdir": _run_with(_write("config.json", lambda t: t.mkdir())),
     "run_nockpt": _run_with(_write("checkpoint.pt", None)),
     "run_ckptdir": _run_with(_write("checkpoint.pt", lambda t: t.mkdir())),
+    "run_ckptfifo": _run_with(_write("checkpoint.pt", lambda t: os.mkfifo(t))),
     "run_trunc": _run_with(_truncate("checkpoint.pt")),
     "run_empty_ckpt": _run_with(_write("checkpoint.pt", b"")),
     "run_text_ckpt": _run_with(_write("checkpoint.pt", "hello\n")),
@@ -425,7 +426,7 @@ CASES += [  # outputs
 CASES += [C(T, "--resume", r) for r in (
     "{T}/nowhere", "{afile}", "{emptydir}", "{fulldir}", "{run_noconfig}", "{run_badjson}", "{run_deepjson}",
     "{run_listjson}", "{run_binjson}", "{run_configdir}", "{sweepdir}", "{run_kind_sweep}", "{run_config_list}",
-    "{run_nockpt}", "{run_ckptdir}", "{run_trunc}", "{run_empty_ckpt}", "{run_text_ckpt}", "{run_payload}",
+    "{run_nockpt}", "{run_ckptdir}", "{run_ckptfifo}", "{run_trunc}", "{run_empty_ckpt}", "{run_text_ckpt}", "{run_payload}",
     "{run_pickle_payload}", "{run_list_ckpt}", "{run_foreign_ckpt}", "{run_nometa_ckpt}", "{run_policy_as_ckpt}",
     "{run_edited}", "{run_unknown_knob}", "{run_nan_knob}", "{run_neg_knob}", "{run_str_knob}",
     "{run_short_progress}")]
