@@ -72,8 +72,15 @@ class _RealRun:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def real_run_started(tmp_path_factory):
-    yield _RealRun.start(tmp_path_factory.mktemp("realrun"))
+def real_run_started(request, tmp_path_factory):
+    """Start the real run with the first case if any selected case names a run directory (``-k`` may select
+    none); wait for it at the end rather than leave it running."""
+    needs = any("{run" in " ".join(map(str, getattr(item, "callspec", None) and item.callspec.params.get("argv", [])
+                                          or [])) for item in request.session.items)
+    yield _RealRun.start(tmp_path_factory.mktemp("realrun")) if needs else None
+    if _RealRun.proc is not None:
+        _RealRun.proc.wait(timeout=600)
+        _RealRun.log.close()
 
 
 # ---- files the cases name -----------------------------------------------------------------------------------
