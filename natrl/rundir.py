@@ -245,7 +245,9 @@ class RunDir:
         record = {"kind": kind, "config": dataclasses.asdict(cfg), "argv": sys.argv, "versions": versions(),
                   "git_commit": git_commit(), "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         write_json(out / CONFIG, record)
-        return cls(out, kind, resumed=False)
+        run = cls(out, kind, resumed=False)
+        run.record = json.loads((out / CONFIG).read_text())  # as a resume will read it back
+        return run
 
     @classmethod
     def reopen(cls, path, kind: str, marker: str = CHECKPOINT) -> RunDir:
@@ -298,7 +300,7 @@ class RunDir:
     def save_checkpoint(self, state: dict[str, Any]):
         """One file of plain data; ``state`` values with ``state_dict()`` are stored through it."""
         plain = {k: v.state_dict() if hasattr(v, "state_dict") else v for k, v in state.items()}
-        plain["__natrl__"] = {"kind": self.kind, "config": read_config(self.path, self.kind)["config"]}
+        plain["__natrl__"] = {"kind": self.kind, "config": self.record["config"]}
         save_checkpoint_file(self.path / CHECKPOINT, plain)
         self._checkpointed = True
 

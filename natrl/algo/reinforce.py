@@ -6,7 +6,8 @@
 Each ``training_step`` samples m * n one-step episodes (m inputs beta, n transformations alpha of each: the env
 repeats each input n times), takes one Adam step on the loss below, and syncs the weights to the EnvRunners.
 The baseline b (``baseline``):
-- ``ema`` (the papers'): an exponential moving average of the *reward* (the released code averaged the
+- ``ema`` (the released code's; the papers' Eqn. 5 states no baseline): an exponential moving average of
+  the *reward* (the released code averaged the
   advantage, docs/papers.md): b <- decay * b + (1 - decay) * mean(R), started at the first batch's mean,
   applied before it is updated with the current batch. It lives in the RLModule as a buffer, so checkpoints
   hold it.

@@ -42,7 +42,7 @@ class TrainConfig(RunConfig):
     n: int = knob(2, "sampled transformations alpha per input", ge=1, le=10000)
     lr: float = knob(1e-3, "Adam learning rate of the policy", gt=0, le=10)
     baseline: Literal["ema", "input", "none"] = knob(
-        "input", "reward baseline: ema (the papers' moving average), input (leave-one-out over the n samples), none")
+        "input", "reward baseline: ema (moving average, as in the released code), input (leave-one-out over the n samples), none")
     baseline_decay: float = knob(0.99, "decay of the moving-average baseline", ge=0, le=1)
     iters: int = knob(1500, "policy updates (per supernet epoch with --reward supernet)", ge=0, le=10**8)
     checkpoint_every: int = knob(100, "nb201 reward: policy updates between checkpoints", ge=1, le=10**8)
