@@ -13,6 +13,7 @@ Measures, in one process on the current machine:
    Ray/RLlib/environment overhead.
 Prints a Markdown table and writes bench_supernet.json next to --out.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,7 @@ class PerSampleCIFAR(torch.utils.data.Dataset):
     def __getitem__(self, i):
         img = np.pad(self.x[i], ((4, 4), (4, 4), (0, 0)))
         oy, ox = np.random.randint(0, 9, 2)
-        img = img[oy:oy + 32, ox:ox + 32]
+        img = img[oy : oy + 32, ox : ox + 32]
         if np.random.rand() < 0.5:
             img = img[:, ::-1]
         img = (img.astype(np.float32) / 255 - self.mean) / self.std
@@ -53,8 +54,12 @@ class PerSampleCIFAR(torch.utils.data.Dataset):
 
 
 def _loader(data, batch_size):
-    return torch.utils.data.DataLoader(PerSampleCIFAR(data["train_x"][:20000], data["train_y"][:20000]),
-                                       batch_size=batch_size, shuffle=True, num_workers=0)
+    return torch.utils.data.DataLoader(
+        PerSampleCIFAR(data["train_x"][:20000], data["train_y"][:20000]),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=0,
+    )
 
 
 def bench_input_pipeline(trainer, data, batches, batch_size):
@@ -120,6 +125,7 @@ def bench_iteration(data, preset, iters, m, n):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     space = make_space("darts")
     import natrl.rewards.shards as shards_mod
+
     shards_mod.SupernetShard, original = TimedShard, shards_mod.SupernetShard
     backend = SupernetShards(space.ops, ray.put(data), 1, 0, {"preset": preset, "batch_size": 64})
     shards_mod.SupernetShard = original
@@ -153,30 +159,45 @@ def main(argv=None):
         data = load_cifar10(args.data)
     else:
         rng = np.random.default_rng(0)
-        data = {"train_x": rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8),
-                "train_y": rng.integers(0, 10, 50000), "test_x": None, "test_y": None}
+        data = {
+            "train_x": rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8),
+            "train_y": rng.integers(0, 10, 50000),
+            "test_x": None,
+            "test_y": None,
+        }
     space = make_space("darts")
     trainer = SupernetTrainer(space.ops, data, preset=args.preset, batch_size=64)
     pipe_ours, pipe_theirs = bench_input_pipeline(trainer, data, 100, 64)
     ours, theirs = bench_training(trainer, space, data, args.steps, 64)
     scoring = bench_scoring(trainer, space)
     wall, busy = bench_iteration(data, args.preset, args.iters, args.m, args.n)
-    res = {"machine": f"{torch.get_num_threads()} torch threads, cuda={torch.cuda.is_available()}",
-           "date": time.strftime("%Y-%m-%d"), "preset": args.preset, "input_images_per_s_ours": pipe_ours,
-           "input_images_per_s_per_sample_dataloader": pipe_theirs, "train_images_per_s_ours": ours,
-           "train_images_per_s_per_sample_dataloader": theirs, "score_architectures_per_s": scoring,
-           "iteration_wall_s": wall, "iteration_supernet_s": busy, "overhead_share": 1 - busy / wall,
-           "m": args.m, "n": args.n}
+    res = {
+        "machine": f"{torch.get_num_threads()} torch threads, cuda={torch.cuda.is_available()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "preset": args.preset,
+        "input_images_per_s_ours": pipe_ours,
+        "input_images_per_s_per_sample_dataloader": pipe_theirs,
+        "train_images_per_s_ours": ours,
+        "train_images_per_s_per_sample_dataloader": theirs,
+        "score_architectures_per_s": scoring,
+        "iteration_wall_s": wall,
+        "iteration_supernet_s": busy,
+        "overhead_share": 1 - busy / wall,
+        "m": args.m,
+        "n": args.n,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_supernet.json").write_text(json.dumps(res, indent=1) + "\n")
-    print(f"| measure ({args.preset} preset) | value |\n|---|---|\n"
-          f"| augmented input batches alone, on-device batched | {pipe_ours:.0f} images/s |\n"
-          f"| augmented input batches alone, per-sample DataLoader | {pipe_theirs:.0f} images/s |\n"
-          f"| supernet training, on-device batches | {ours:.0f} images/s |\n"
-          f"| supernet training, per-sample DataLoader | {theirs:.0f} images/s |\n"
-          f"| reward scoring (64-image batch) | {scoring:.1f} architectures/s |\n"
-          f"| policy update, m={args.m} x n={args.n} | {wall:.2f} s wall, {busy:.2f} s supernet compute |\n"
-          f"| framework overhead (Ray + RLlib + env) | {100 * (1 - busy / wall):.0f}% of the update |")
+    print(
+        f"| measure ({args.preset} preset) | value |\n|---|---|\n"
+        f"| augmented input batches alone, on-device batched | {pipe_ours:.0f} images/s |\n"
+        f"| augmented input batches alone, per-sample DataLoader | {pipe_theirs:.0f} images/s |\n"
+        f"| supernet training, on-device batches | {ours:.0f} images/s |\n"
+        f"| supernet training, per-sample DataLoader | {theirs:.0f} images/s |\n"
+        f"| reward scoring (64-image batch) | {scoring:.1f} architectures/s |\n"
+        f"| policy update, m={args.m} x n={args.n} | {wall:.2f} s wall, {busy:.2f} s supernet compute |\n"
+        f"| framework overhead (Ray + RLlib + env) | {100 * (1 - busy / wall):.0f}% of the update |"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ The n samples per input of Eqn. (5): with ``n > 1`` the env keeps the same beta 
 an update over m * n consecutive episodes sees m inputs with n sampled transformations each. An action outside
 the mask raises ValueError: it is a bug in the caller, never silently clipped.
 """
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -41,13 +42,15 @@ class NATEnv(gym.Env):
             raise ValueError(f"unknown env setting(s) {unknown}; known: {sorted(self.DEFAULTS)}")
         cfg = {**self.DEFAULTS, **given}
         extra = {} if cfg["num_intermediate"] is None else {"num_intermediate": cfg["num_intermediate"]}
-        self.space = make_space(cfg["space"], rule=cfg["rule"], holdout_frac=cfg["holdout_frac"],
-                                split_seed=cfg["split_seed"], **extra)
+        self.space = make_space(
+            cfg["space"], rule=cfg["rule"], holdout_frac=cfg["holdout_frac"], split_seed=cfg["split_seed"], **extra
+        )
         if isinstance(cfg["backend"], str):  # a key from natrl.rewards.share_backend
             self.backend = make_backend(cfg["backend"])
         else:
-            self.backend = cfg["backend"] or make_backend(cfg["reward_backend"],
-                                                          **({"path": cfg["table"]} if cfg["table"] else {}))
+            self.backend = cfg["backend"] or make_backend(
+                cfg["reward_backend"], **({"path": cfg["table"]} if cfg["table"] else {})
+            )
         self.n = int(cfg["n"])
         self.inputs = cfg["inputs"]
         self.observation_space = self.space.observation_space()
@@ -58,11 +61,15 @@ class NATEnv(gym.Env):
 
     # ---- checkpoint / resume: the input stream continues exactly where it stopped -------------------
     def get_state(self) -> dict:
-        return {"rng": self.np_random.bit_generator.state, "uses": self._uses,
-                "beta": None if self._beta is None else self._beta.to_json()}
+        return {
+            "rng": self.np_random.bit_generator.state,
+            "uses": self._uses,
+            "beta": None if self._beta is None else self._beta.to_json(),
+        }
 
     def set_state(self, state: dict):
         from natrl.cells import genotype_from_dict
+
         self.np_random.bit_generator.state = state["rng"]
         self._uses = state["uses"]
         self._beta = None if state["beta"] is None else genotype_from_dict(state["beta"])

@@ -12,6 +12,7 @@ Scores: the NB201 table on nb201 runs; on darts runs the run's trained supernet 
 picture of its cells; existing files are kept unless --force.
 Expected: a trained NAT++ policy keeps or improves the scored accuracy with no more MAdds.
 """  # noqa: E501
+
 from natrl import cli
 from natrl.runs.derive import DeriveConfig, derive
 

@@ -19,6 +19,7 @@ train_eval.py take it), genotype.png, arch.pt (Z, P, beta) and results.json (the
 accuracy in the NB201 table(s)). Expected (nb201, tiny, ~3 minutes on 2 cores): the found cell's NB201 accuracy
 printed next to the table's best. Bad input stops with one line before anything is written.
 """
+
 from natrl import cli
 from natrl.runs.itnas import SearchConfig, run
 

@@ -18,6 +18,7 @@ policy update to Tune (so --scheduler asha works); its run directory is tune/<tr
 (default sweeps/<name>) holds config.json, log.txt, tune/ (Tune's state and the trials), trials.csv and
 status.json. The analysis/ scripts read it. Expected (NB201, 2 cores): a trial takes 1-2 minutes, two at a time.
 """
+
 from natrl import cli
 from natrl.runs.sweep import SweepConfig, sweep
 

@@ -21,6 +21,7 @@ results.json (params, MAdds, final test accuracy, model / method labels for anal
 error line (exit 2) and nothing is written. Measured: --preset tiny on CIFAR-10 (NATv2_DARTS, 2 CPU cores)
 took 6 CPU-minutes (12 minutes on a busy machine) and reached 24.9% test accuracy.
 """
+
 from natrl import cli
 from natrl.runs.train_eval import EvalConfig, train
 

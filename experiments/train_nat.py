@@ -7,6 +7,7 @@ Run:
 Same flags, outputs and evaluation as experiments/train_natpp.py with --rule nat as the default. NAT's smaller
 action set gains less than NAT++ (it can only remove ops or replace them by skip connections).
 """
+
 from natrl import cli
 from natrl.runs.transformer import TrainConfig, train
 

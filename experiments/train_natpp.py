@@ -16,6 +16,7 @@ progress.csv and curve.png (training curve), checkpoint.pt (--resume), policy.pt
 tensors), checkpoint/ (RLlib's algorithm checkpoint), results.json / results.md (held-out evaluation) and
 derived.json (each held-out input with the policy's outputs).
 """
+
 from natrl import cli
 from natrl.runs.transformer import TrainConfig, train
 

@@ -22,6 +22,7 @@ JSON file format (``save_genotype`` / ``load_genotype``)::
 ``load_genotype`` also accepts an entry of the authors' genotypes.json (no "format" key), and DARTS pairs
 ``[op, input]`` in place of triples.
 """
+
 from __future__ import annotations
 
 import ast
@@ -110,8 +111,10 @@ class Genotype:
 
     def darts_text(self) -> str:
         d = self.to_darts()
-        return ("Genotype(normal={normal!r}, normal_concat={normal_concat!r}, "
-                "reduce={reduce!r}, reduce_concat={reduce_concat!r})").format(**d)
+        return (
+            "Genotype(normal={normal!r}, normal_concat={normal_concat!r}, "
+            "reduce={reduce!r}, reduce_concat={reduce_concat!r})"
+        ).format(**d)
 
     def _require_darts(self, what: str):
         if self.space != "darts":
@@ -120,26 +123,30 @@ class Genotype:
 
 # ---- validation --------------------------------------------------------------------------------------
 
-def validate_cell(cell: Cell, *, space: str = "darts", num_intermediate: int | None = None,
-                  vocab=None, where: str = "cell") -> Cell:
+
+def validate_cell(
+    cell: Cell, *, space: str = "darts", num_intermediate: int | None = None, vocab=None, where: str = "cell"
+) -> Cell:
     """Raise NatrlError (one line) unless ``cell`` is a well-formed cell of ``space``; return it."""
     known = OP_INFO if vocab is None else vocab
     if not cell.edges:
         raise NatrlError(f"{where}: has no edges; list its edges as [op, from, to]")
     for i, (op, s, d) in enumerate(cell.edges):
         if op not in known:
-            raise NatrlError(f"{where}: unknown op '{op}' on edge {i} ({s} -> {d}); "
-                             f"use one of: {', '.join(sorted(known))}")
+            raise NatrlError(
+                f"{where}: unknown op '{op}' on edge {i} ({s} -> {d}); use one of: {', '.join(sorted(known))}"
+            )
         if not (isinstance(s, int) and isinstance(d, int)) or isinstance(s, bool) or isinstance(d, bool):
             raise NatrlError(f"{where}: edge {i} has non-integer nodes ({s!r} -> {d!r}); nodes are integers")
         if s < 0:
             raise NatrlError(f"{where}: edge {i} comes from node {s} < 0; inputs are nodes 0..{cell.num_inputs - 1}")
         if d < cell.num_inputs:
-            raise NatrlError(f"{where}: edge {i} ends at input node {d}; edges must end at nodes >= "
-                             f"{cell.num_inputs}")
+            raise NatrlError(f"{where}: edge {i} ends at input node {d}; edges must end at nodes >= {cell.num_inputs}")
         if s >= d:
-            raise NatrlError(f"{where}: edge {i} ({s} -> {d}) points forward or to itself (a cycle); "
-                             "every edge must come from an earlier node")
+            raise NatrlError(
+                f"{where}: edge {i} ({s} -> {d}) points forward or to itself (a cycle); "
+                "every edge must come from an earlier node"
+            )
         if d >= MAX_NODES:
             raise NatrlError(f"{where}: edge {i} ends at node {d}; a cell has at most {MAX_NODES} nodes")
     n = cell.num_nodes
@@ -147,8 +154,9 @@ def validate_cell(cell: Cell, *, space: str = "darts", num_intermediate: int | N
         want = sorted((s, d) for d in range(1, NB201_NODES) for s in range(d))
         got = sorted((s, d) for _, s, d in cell.edges)
         if cell.num_inputs != 1 or got != want:
-            raise NatrlError(f"{where}: a NAS-Bench-201 cell has 4 nodes and the 6 edges i -> j for i < j; "
-                             f"got edges {got}")
+            raise NatrlError(
+                f"{where}: a NAS-Bench-201 cell has 4 nodes and the 6 edges i -> j for i < j; got edges {got}"
+            )
         if tuple(cell.concat) != (NB201_NODES - 1,):
             raise NatrlError(f"{where}: a NAS-Bench-201 cell outputs node 3, not {list(cell.concat)}")
         return cell
@@ -156,26 +164,30 @@ def validate_cell(cell: Cell, *, space: str = "darts", num_intermediate: int | N
         raise NatrlError(f"unknown space '{space}'; choose one of {', '.join(SPACES)}")
     k = n - cell.num_inputs
     if num_intermediate is not None and k != num_intermediate:
-        raise NatrlError(f"{where}: has {k} intermediate nodes but {num_intermediate} are required "
-                         f"(nodes {cell.num_inputs}..{cell.num_inputs + num_intermediate - 1})")
+        raise NatrlError(
+            f"{where}: has {k} intermediate nodes but {num_intermediate} are required "
+            f"(nodes {cell.num_inputs}..{cell.num_inputs + num_intermediate - 1})"
+        )
     for node in range(cell.num_inputs, n):
         fan_in = sum(1 for _, _, d in cell.edges if d == node)
         if fan_in != 2:
-            raise NatrlError(f"{where}: node {node} has {fan_in} incoming edges; every intermediate node "
-                             "needs exactly 2 (use 'null' for an absent edge)")
+            raise NatrlError(
+                f"{where}: node {node} has {fan_in} incoming edges; every intermediate node "
+                "needs exactly 2 (use 'null' for an absent edge)"
+            )
     if not cell.concat:
         raise NatrlError(f"{where}: empty concat list; name the intermediate nodes whose outputs are concatenated")
     for c in cell.concat:
         if not isinstance(c, int) or not cell.num_inputs <= c < n:
-            raise NatrlError(f"{where}: concat node {c!r} is not an intermediate node "
-                             f"({cell.num_inputs}..{n - 1})")
+            raise NatrlError(f"{where}: concat node {c!r} is not an intermediate node ({cell.num_inputs}..{n - 1})")
     if len(set(cell.concat)) != len(cell.concat):
         raise NatrlError(f"{where}: concat list {list(cell.concat)} repeats a node")
     return cell
 
 
-def validate_genotype(g: Genotype, *, num_intermediate: int | None = None, vocab=None,
-                      where: str = "genotype") -> Genotype:
+def validate_genotype(
+    g: Genotype, *, num_intermediate: int | None = None, vocab=None, where: str = "genotype"
+) -> Genotype:
     if g.space not in SPACES:
         raise NatrlError(f"{where}: unknown space '{g.space}'; choose one of {', '.join(SPACES)}")
     if g.space == "darts" and g.reduce is None:
@@ -188,6 +200,7 @@ def validate_genotype(g: Genotype, *, num_intermediate: int | None = None, vocab
 
 
 # ---- constructors from each format ---------------------------------------------------------------------
+
 
 def _canon(op, where):
     if not isinstance(op, str):
@@ -217,14 +230,18 @@ def cell_from_darts_pairs(pairs, concat, where="cell") -> Cell:
 
 
 def from_triples(normal, normal_concat, reduce, reduce_concat, where="genotype") -> Genotype:
-    g = Genotype(cell_from_triples(normal, normal_concat, f"{where} normal"),
-                 cell_from_triples(reduce, reduce_concat, f"{where} reduce"))
+    g = Genotype(
+        cell_from_triples(normal, normal_concat, f"{where} normal"),
+        cell_from_triples(reduce, reduce_concat, f"{where} reduce"),
+    )
     return validate_genotype(g, where=where)
 
 
 def from_darts(normal, normal_concat, reduce, reduce_concat, where="genotype") -> Genotype:
-    g = Genotype(cell_from_darts_pairs(normal, normal_concat, f"{where} normal"),
-                 cell_from_darts_pairs(reduce, reduce_concat, f"{where} reduce"))
+    g = Genotype(
+        cell_from_darts_pairs(normal, normal_concat, f"{where} normal"),
+        cell_from_darts_pairs(reduce, reduce_concat, f"{where} reduce"),
+    )
     return validate_genotype(g, where=where)
 
 
@@ -256,8 +273,10 @@ def parse_darts_text(text: str) -> Genotype:
     except NatrlError:
         raise
     except (SyntaxError, ValueError, KeyError, TypeError, RecursionError, MemoryError):  # nested too deep as well
-        raise NatrlError("cannot parse DARTS text; expected Genotype(normal=[(op, input), ...], "
-                         "normal_concat=[...], reduce=[...], reduce_concat=[...]) with literal values") from None
+        raise NatrlError(
+            "cannot parse DARTS text; expected Genotype(normal=[(op, input), ...], "
+            "normal_concat=[...], reduce=[...], reduce_concat=[...]) with literal values"
+        ) from None
 
 
 def from_arch_str(arch_str: str) -> Genotype:
@@ -271,7 +290,9 @@ def from_arch_str(arch_str: str) -> Genotype:
         for item in items:
             op, _, src = item.partition("~")
             if not (src.isascii() and src.isdigit()):  # str.isdigit accepts '０' and '²', int() reads them
-                raise NatrlError(f"{where}: entry '{item}' is not op~input with an ASCII input number, e.g. nor_conv_3x3~0")
+                raise NatrlError(
+                    f"{where}: entry '{item}' is not op~input with an ASCII input number, e.g. nor_conv_3x3~0"
+                )
             if op not in NB201_OPS:
                 raise NatrlError(f"{where}: unknown op '{op}'; NAS-Bench-201 ops are {', '.join(NB201_OPS)}")
             edges.append((op, int(src), dst))
@@ -291,6 +312,7 @@ def nb201_cell(ops) -> Genotype:
 
 
 # ---- JSON files ------------------------------------------------------------------------------------------
+
 
 def genotype_from_dict(d, where="genotype") -> Genotype:
     if not isinstance(d, dict):
@@ -326,22 +348,30 @@ def load_genotype(path) -> Genotype:
         if not path.is_file():  # a FIFO or a device would block or never end
             raise NatrlError(f"cannot read genotype file {path}: not a regular file; give a .json file")
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise NatrlError(f"cannot read genotype file {path}: {path.stat().st_size} bytes, a genotype is a few kB; "
-                             "give the file derive.py or search_itnas.py wrote")
+            raise NatrlError(
+                f"cannot read genotype file {path}: {path.stat().st_size} bytes, a genotype is a few kB; "
+                "give the file derive.py or search_itnas.py wrote"
+            )
         text = path.read_text()
     except NatrlError:
         raise
     except FileNotFoundError:
-        raise NatrlError(f"genotype file {path} does not exist; give a registry name or an existing .json file") from None
+        raise NatrlError(
+            f"genotype file {path} does not exist; give a registry name or an existing .json file"
+        ) from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise NatrlError(f"cannot read genotype file {path}: {e.__class__.__name__}; check the path") from None
     try:
         d = json.loads(text)
     except json.JSONDecodeError as e:
-        raise NatrlError(f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix the file") from None
+        raise NatrlError(
+            f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix the file"
+        ) from None
     except RecursionError:
-        raise NatrlError(f"cannot read architecture {path}: its JSON is nested too deeply to be a genotype; "
-                         "give the file derive.py wrote") from None
+        raise NatrlError(
+            f"cannot read architecture {path}: its JSON is nested too deeply to be a genotype; "
+            "give the file derive.py wrote"
+        ) from None
     return genotype_from_dict(d, where=str(path))
 
 

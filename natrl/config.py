@@ -12,6 +12,7 @@ A field is declared with :func:`knob`, which carries its help line and its numer
 :meth:`RunConfig.preset_values`) to every knob the user did not give, then checks every value: NaN, inf, values
 out of range and cross-field rules give one :class:`~natrl.errors.NatrlError` line, before anything is written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,16 @@ C = TypeVar("C", bound="RunConfig")
 BIG = 10**9  # "absurdly large": no knob of ours is meaningful above this
 
 
-def knob(default: Any, help: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-         metavar: str | None = None, positional: bool = False) -> Any:
+def knob(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    metavar: str | None = None,
+    positional: bool = False,
+) -> Any:
     """A config field with its ``--help`` text and its allowed range (``ge``/``gt`` below, ``le`` above).
     ``positional`` makes it an argument without a flag (a list: one or more)."""
     meta = {"help": help, "ge": ge, "gt": gt, "le": le, "metavar": metavar, "positional": positional}
@@ -56,6 +65,7 @@ class RunConfig:
 
 
 # ---- types -----------------------------------------------------------------------------------------------
+
 
 def _hints(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)  # each class's annotations in its own module's namespace
@@ -95,6 +105,7 @@ def _parse_value(kind: type, flag: str):
             return float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+
     parse.__name__ = kind.__name__
     return parse
 
@@ -115,8 +126,12 @@ def _help(f: dataclasses.Field, default) -> str:
 
 def build_parser(cls, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser for ``cls`` that only records the flags the user gave (defaults come later)."""
-    p = ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(
+        prog=prog,
+        description=description,
+        argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     hints = _hints(cls)
     defaults = cls.__new__(cls)  # field defaults, without __init__'s required positionals
     for f in dataclasses.fields(cls):
@@ -150,6 +165,7 @@ def build_parser(cls, prog: str | None = None, description: str | None = None) -
 
 
 # ---- checking --------------------------------------------------------------------------------------------
+
 
 def _num(x) -> str:
     """A bound or value, short where that is exact (1e+08, 0.99), else in full (2147483647, not 2.14748e+09)."""
@@ -229,16 +245,24 @@ def config_from_dict(cfg_cls: type[C], saved: dict[str, Any], where: str) -> C:
     names = {f.name for f in dataclasses.fields(cfg_cls)}
     unknown = sorted(set(saved) - names)
     if unknown:
-        raise NatrlError(f"{where} was written by another run kind or version (unknown knobs: "
-                         f"{', '.join(unknown[:5])}); give a run directory of the same script")
+        raise NatrlError(
+            f"{where} was written by another run kind or version (unknown knobs: "
+            f"{', '.join(unknown[:5])}); give a run directory of the same script"
+        )
     try:
         return check_config(cfg_cls(**_coerce(cfg_cls, saved)))
     except NatrlError as e:
         raise NatrlError(f"{where}: {e}") from None
 
 
-def parse_config(cfg_cls: type[C], argv=None, *, prog: str | None = None, description: str | None = None,
-                 defaults: dict[str, Any] | None = None) -> tuple[C, set[str]]:
+def parse_config(
+    cfg_cls: type[C],
+    argv=None,
+    *,
+    prog: str | None = None,
+    description: str | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> tuple[C, set[str]]:
     """(checked config, names of the knobs given on the command line). ``defaults`` replaces field defaults
     (e.g. ``train_nat.py`` is ``train_natpp.py`` with ``rule='nat'``)."""
     args = vars(build_parser(cfg_cls, prog, description).parse_args(argv))
@@ -254,4 +278,5 @@ def check_new_output_dir(cfg: RunConfig) -> None:
     names = {f.name for f in dataclasses.fields(cfg)}
     if {"out", "resume"} <= names and getattr(cfg, "out", None) and not getattr(cfg, "resume", None):
         from natrl.rundir import check_new_run_dir
+
         check_new_run_dir(cfg.out)  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ What is counted (the papers' convention, docs/papers.md):
   input image. BatchNorm, ReLU, pooling, additions and the auxiliary head are not counted.
 Counting uses forward hooks on a single forward pass, so what is counted is exactly what runs.
 """
+
 from __future__ import annotations
 
 import functools
@@ -86,6 +87,7 @@ def nb201_op_costs(dataset: str = "cifar10") -> tuple[Cost, dict[str, Cost]]:
     is the base plus one term per edge (exact; tests compare with the full count)."""
     from natrl.cells import nb201_cell
     from natrl.ops import NB201_OPS
+
     base = genotype_cost(nb201_cell(["none"] * 6), dataset)
     extra = {}
     for op in NB201_OPS:

@@ -15,6 +15,7 @@ policy reward). The test set is never used to select anything.
 (random crop with 4-pixel padding, horizontal flip, optional cutout) runs on the whole batch on the device, no
 per-sample Python. Validation batches are not augmented.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,17 +33,24 @@ from natrl.errors import NatrlError
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
-LAYOUTS = ("cifar-10-batches-py/{data_batch_1..5,test_batch} (python pickle), "
-           "train|test/<class>/*.jpg (image folder), or a .tar.gz of that folder")
+LAYOUTS = (
+    "cifar-10-batches-py/{data_batch_1..5,test_batch} (python pickle), "
+    "train|test/<class>/*.jpg (image folder), or a .tar.gz of that folder"
+)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class _ArrayUnpickler(pickle.Unpickler):
     """CIFAR's pickles hold dicts of bytes, lists and numpy arrays: allow exactly numpy's array rebuilders."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
@@ -57,12 +65,17 @@ def _read_pickle_batch(path: Path, label_key: bytes = b"labels"):
         data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         return data, np.asarray(d[label_key], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, OSError) as e:
-        raise NatrlError(f"{path} is not a CIFAR-10 python batch ({e.__class__.__name__}: {e}); expected {LAYOUTS}") from None
+        raise NatrlError(
+            f"{path} is not a CIFAR-10 python batch ({e.__class__.__name__}: {e}); expected {LAYOUTS}"
+        ) from None
 
 
 def _read_pickle_layout(folder: Path, dataset: str = "cifar10"):
     if dataset == "cifar100":  # cifar-100-python/{train,test}, fine (100-class) labels
-        return (*_read_pickle_batch(folder / "train", b"fine_labels"), *_read_pickle_batch(folder / "test", b"fine_labels"))
+        return (
+            *_read_pickle_batch(folder / "train", b"fine_labels"),
+            *_read_pickle_batch(folder / "test", b"fine_labels"),
+        )
     train = [_read_pickle_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
     test = _read_pickle_batch(folder / "test_batch")
     return (np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train]), *test)
@@ -70,6 +83,7 @@ def _read_pickle_layout(folder: Path, dataset: str = "cifar10"):
 
 def _decode(blob: bytes, name: str) -> np.ndarray:
     from PIL import Image  # pillow comes with matplotlib
+
     try:
         img = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"), dtype=np.uint8)
     except Exception as e:  # PIL raises many types for a broken image
@@ -93,8 +107,11 @@ def _collect(items, source: str, dataset: str = "cifar10"):
         out[split][1].append(classes.index(cls))
     if not out["train"][0] or not out["test"][0]:
         raise NatrlError(f"{source} has no train/<class>/*.jpg and test/<class>/*.jpg images; expected {LAYOUTS}")
-    return tuple(np.stack(v) if i == 0 else np.asarray(v, dtype=np.int64)
-                 for split in ("train", "test") for i, v in enumerate(out[split]))
+    return tuple(
+        np.stack(v) if i == 0 else np.asarray(v, dtype=np.int64)
+        for split in ("train", "test")
+        for i, v in enumerate(out[split])
+    )
 
 
 def _read_image_folder(root: Path, dataset: str = "cifar10"):
@@ -108,10 +125,13 @@ def _read_image_folder(root: Path, dataset: str = "cifar10"):
 def _read_tarball(path: Path, dataset: str = "cifar10"):
     try:
         with tarfile.open(path) as tar:
-            members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES)),
-                             key=lambda m: m.name)
-            return _collect(((tuple(m.name.split("/")), lambda m=m: tar.extractfile(m).read()) for m in members),
-                            str(path), dataset)
+            members = sorted(
+                (m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES)),
+                key=lambda m: m.name,
+            )
+            return _collect(
+                ((tuple(m.name.split("/")), lambda m=m: tar.extractfile(m).read()) for m in members), str(path), dataset
+            )
     except (tarfile.TarError, OSError, EOFError) as e:
         raise NatrlError(f"cannot read tarball {path} ({e.__class__.__name__}); expected {LAYOUTS}") from None
 
@@ -120,15 +140,19 @@ def _source(root: Path, dataset: str = "cifar10") -> tuple[str, Path]:
     if root.is_file() and root.name.endswith((".tar.gz", ".tgz", ".tar")):
         return "tar", root
     if root.is_dir():
-        folder_name, first = ("cifar-100-python", "train") if dataset == "cifar100" else ("cifar-10-batches-py", "data_batch_1")
+        folder_name, first = (
+            ("cifar-100-python", "train") if dataset == "cifar100" else ("cifar-10-batches-py", "data_batch_1")
+        )
         for folder in (root / folder_name, root):
             if (folder / first).is_file():
                 return "pickle", folder
         if (root / "train").is_dir() and (root / "test").is_dir():
             return "images", root
     if dataset == "cifar100":
-        raise NatrlError(f"no CIFAR-100 data at {root}; expected cifar-100-python/{{train,test}} (python pickle), "
-                         "train|test/<class>/*.png (image folder) or a .tar.gz of that folder")
+        raise NatrlError(
+            f"no CIFAR-100 data at {root}; expected cifar-100-python/{{train,test}} (python pickle), "
+            "train|test/<class>/*.png (image folder) or a .tar.gz of that folder"
+        )
     raise NatrlError(f"no CIFAR-10 data at {root}; expected {LAYOUTS} (e.g. --data path/to/cifar10_jpg.tar.gz)")
 
 
@@ -145,13 +169,18 @@ def _read_cache(cached: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(cached, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        if sorted(arrays) != sorted(CACHE_KEYS) or len(arrays["train_x"]) != len(arrays["train_y"]) \
-                or len(arrays["test_x"]) != len(arrays["test_y"]):
+        if (
+            sorted(arrays) != sorted(CACHE_KEYS)
+            or len(arrays["train_x"]) != len(arrays["train_y"])
+            or len(arrays["test_x"]) != len(arrays["test_y"])
+        ):
             raise ValueError("unexpected arrays")
         return arrays
     except Exception as e:  # numpy / zipfile raise many types for a corrupt archive
-        raise NatrlError(f"the data cache {cached} is corrupt ({e.__class__.__name__}); delete it (rm {cached}) "
-                         "and run again to rebuild it from the data set") from None
+        raise NatrlError(
+            f"the data cache {cached} is corrupt ({e.__class__.__name__}); delete it (rm {cached}) "
+            "and run again to rebuild it from the data set"
+        ) from None
 
 
 def load_cifar10(root, cache: bool = True, dataset: str = "cifar10") -> dict[str, np.ndarray]:
@@ -159,7 +188,9 @@ def load_cifar10(root, cache: bool = True, dataset: str = "cifar10") -> dict[str
     ``dataset="cifar100"`` reads CIFAR-100 the same way (cifar-100-python/{train,test}, or 100 class folders)."""
     kind, path = _source(Path(root).expanduser(), dataset)
     stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{kind}|{dataset}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{kind}|{dataset}".encode()).hexdigest()[
+        :16
+    ]
     cached = cache_dir() / f"{dataset}-{key}.npz"
     if cache and cached.exists():
         return _read_cache(cached)
@@ -187,8 +218,16 @@ def split_indices(n: int, weights_frac: float = 0.4, seed: int = 0) -> tuple[np.
 class DeviceBatches:
     """A split held on ``device`` as uint8; ``batches()`` yields (x float normalised [B,3,32,32], y)."""
 
-    def __init__(self, x_uint8: np.ndarray, y: np.ndarray, batch_size: int, device="cpu", augment: bool = False,
-                 cutout: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        x_uint8: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        device="cpu",
+        augment: bool = False,
+        cutout: int = 0,
+        seed: int = 0,
+    ):
         self.x = torch.as_tensor(x_uint8).permute(0, 3, 1, 2).contiguous().to(device)  # [N, 3, 32, 32] uint8
         self.y = torch.as_tensor(y).to(device)
         self.batch_size, self.augment, self.cutout = batch_size, augment, cutout
@@ -217,7 +256,9 @@ class DeviceBatches:
             cy, cx = self._rand(B, high=H), self._rand(B, high=W)
             yy = torch.arange(H, device=x.device).view(1, H, 1)
             xx = torch.arange(W, device=x.device).view(1, 1, W)
-            hole = ((yy - cy.view(B, 1, 1)).abs() <= self.cutout // 2) & ((xx - cx.view(B, 1, 1)).abs() <= self.cutout // 2)
+            hole = ((yy - cy.view(B, 1, 1)).abs() <= self.cutout // 2) & (
+                (xx - cx.view(B, 1, 1)).abs() <= self.cutout // 2
+            )
             x = x * (~hole).unsqueeze(1)
         # the crop's gather leaves channels-last strides; CPU convolutions (depthwise ones especially) run their
         # backward pass orders of magnitude slower on them
@@ -225,9 +266,13 @@ class DeviceBatches:
 
     def batches(self, shuffle: bool = True):
         n = len(self.y)
-        order = torch.randperm(n, generator=self.generator).to(self.device) if shuffle else torch.arange(n, device=self.device)
+        order = (
+            torch.randperm(n, generator=self.generator).to(self.device)
+            if shuffle
+            else torch.arange(n, device=self.device)
+        )
         for i in range(0, n, self.batch_size):
-            idx = order[i:i + self.batch_size]
+            idx = order[i : i + self.batch_size]
             x = self.x[idx].float().div_(255)
             if self.augment:
                 x = self._augment(x)
@@ -238,7 +283,7 @@ class DeviceBatches:
         augmentation: every replica that asks for batch i gets the same images, whatever it did before."""
         pass_no, j = divmod(i, len(self))
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + pass_no)
-        idx = torch.randperm(len(self.y), generator=g)[j * self.batch_size:(j + 1) * self.batch_size].to(self.device)
+        idx = torch.randperm(len(self.y), generator=g)[j * self.batch_size : (j + 1) * self.batch_size].to(self.device)
         x = self.x[idx].float().div_(255)
         return (x - self.mean) / self.std, self.y[idx]
 

@@ -1,4 +1,5 @@
 """User-facing errors: one line that names the problem and the fix, never a traceback."""
+
 from __future__ import annotations
 
 import argparse

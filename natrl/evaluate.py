@@ -9,6 +9,7 @@ Rows (mean accuracy gain over the held-out inputs, in points):
   way derive chooses by validation accuracy).
 With a second table (``report``), every row is also scored there: select on one measurement, report on the other.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -62,21 +63,37 @@ def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=No
     tables = {"reward": acc} | ({"report": report.accuracy} if report is not None else {})
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     for name, a in alphas.items():
-        rows[name] = {t: {"mean": float(np.mean(g)), "std": float(np.std(g))}
-                      for t, tab in tables.items() for g in [_gains(tab, a, betas)]}
-    rows["random valid"] = {t: {"mean": float(np.mean(oracle.random_valid_gain(betas, tab, space.mask))), "std": None}
-                            for t, tab in tables.items()}
-    order = ["keep-all", "random valid", "best fixed per-op rule", "per-input optimum", "policy (1 sample)",
-             "policy (argmax)", f"policy (best of {best_of})"]
-    results = {"num_inputs": int(len(betas)), "rows": {k: rows[k] for k in order},
-               "best_fixed_rule": {space.ops[i]: space.ops[j] for i, j in enumerate(rule)},
-               "optimum_fraction": {t: rows["policy (1 sample)"][t]["mean"] / rows["per-input optimum"][t]["mean"]
-                                    for t in tables}}
+        rows[name] = {
+            t: {"mean": float(np.mean(g)), "std": float(np.std(g))}
+            for t, tab in tables.items()
+            for g in [_gains(tab, a, betas)]
+        }
+    rows["random valid"] = {
+        t: {"mean": float(np.mean(oracle.random_valid_gain(betas, tab, space.mask))), "std": None}
+        for t, tab in tables.items()
+    }
+    order = [
+        "keep-all",
+        "random valid",
+        "best fixed per-op rule",
+        "per-input optimum",
+        "policy (1 sample)",
+        "policy (argmax)",
+        f"policy (best of {best_of})",
+    ]
+    results = {
+        "num_inputs": int(len(betas)),
+        "rows": {k: rows[k] for k in order},
+        "best_fixed_rule": {space.ops[i]: space.ops[j] for i, j in enumerate(rule)},
+        "optimum_fraction": {
+            t: rows["policy (1 sample)"][t]["mean"] / rows["per-input optimum"][t]["mean"] for t in tables
+        },
+    }
     records = []
     for b in range(len(betas)):
         rec = {"input": to_arch_str(space.genotype(betas[b]).normal), "input_acc": float(acc[nb201_index(betas[b])])}
         for name in ("policy (1 sample)", "policy (argmax)", f"policy (best of {best_of})", "per-input optimum"):
-            a = alphas[name][b:b + 1]
+            a = alphas[name][b : b + 1]
             rec[name] = {"arch_str": to_arch_str(space.genotype(a[0]).normal), "acc": float(acc[nb201_index(a[0])])}
         records.append(rec)
     return results, records
@@ -87,8 +104,9 @@ def markdown_table(results: dict) -> str:
     head = "| method | " + " | ".join(f"gain on {t} table (mean ± std)" for t in tables) + " |"
     lines = [head, "|---|" + "---|" * len(tables)]
     for name, row in results["rows"].items():
-        cells = [f"{row[t]['mean']:+.2f}" + ("" if row[t]["std"] is None else f" ± {row[t]['std']:.2f}")
-                 for t in tables]
+        cells = [
+            f"{row[t]['mean']:+.2f}" + ("" if row[t]["std"] is None else f" ± {row[t]['std']:.2f}") for t in tables
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -109,6 +127,7 @@ def evaluate_supernet(module, space, backend, num_inputs: int, best_of: int, see
     the training set; the test set is never used) and costed on the CIFAR-10 evaluation network.
     """
     from natrl.costs import genotype_cost
+
     rng = np.random.default_rng(seed + 1_000_003)
     gen = torch.Generator().manual_seed(seed)
     betas = [space.sample_input(rng) for _ in range(num_inputs)]
@@ -121,18 +140,32 @@ def evaluate_supernet(module, space, backend, num_inputs: int, best_of: int, see
         cb, ca = genotype_cost(beta), genotype_cost(alpha)
         acc_in.append(scores[:, 0].mean())
         acc_out.append(scores[:, 1].mean())
-        records.append({"input": beta.to_json(), "derived": alpha.to_json(), "input_darts": beta.darts_text(),
-                        "derived_darts": alpha.darts_text(), "acc_input": float(acc_in[-1]),
-                        "acc_derived": float(acc_out[-1]), "params_M": [cb.params_m, ca.params_m],
-                        "madds_M": [cb.madds_m, ca.madds_m]})
+        records.append(
+            {
+                "input": beta.to_json(),
+                "derived": alpha.to_json(),
+                "input_darts": beta.darts_text(),
+                "derived_darts": alpha.darts_text(),
+                "acc_input": float(acc_in[-1]),
+                "acc_derived": float(acc_out[-1]),
+                "params_M": [cb.params_m, ca.params_m],
+                "madds_M": [cb.madds_m, ca.madds_m],
+            }
+        )
     col = lambda key, i: np.array([r[key][i] for r in records])  # noqa: E731
     summary = lambda v: {"mean": float(np.mean(v)), "std": float(np.std(v))}  # noqa: E731
     gain = np.array(acc_out) - np.array(acc_in)
     results = {
-        "num_inputs": num_inputs, "best_of": best_of, "score_batches": score_batches,
-        "accuracy_input": summary(acc_in), "accuracy_derived": summary(acc_out), "gain": summary(gain),
-        "params_M_input": summary(col("params_M", 0)), "params_M_derived": summary(col("params_M", 1)),
-        "madds_M_input": summary(col("madds_M", 0)), "madds_M_derived": summary(col("madds_M", 1)),
+        "num_inputs": num_inputs,
+        "best_of": best_of,
+        "score_batches": score_batches,
+        "accuracy_input": summary(acc_in),
+        "accuracy_derived": summary(acc_out),
+        "gain": summary(gain),
+        "params_M_input": summary(col("params_M", 0)),
+        "params_M_derived": summary(col("params_M", 1)),
+        "madds_M_input": summary(col("madds_M", 0)),
+        "madds_M_derived": summary(col("madds_M", 1)),
         "share_improved": float(np.mean(gain > 0)),
         "share_madds_not_increased": float(np.mean(col("madds_M", 1) <= col("madds_M", 0) + 1e-9)),
     }
@@ -141,14 +174,22 @@ def evaluate_supernet(module, space, backend, num_inputs: int, best_of: int, see
 
 def supernet_markdown(r: dict) -> str:
     """NAT++ Table 4 shape: mean +- std over the random inputs (supernet accuracy proxy, CIFAR-10 costs)."""
+
     def cell(key):
         return f"{r[key]['mean']:.2f} ± {r[key]['std']:.2f}"
-    return "\n".join([
-        f"Mean ± std over {r['num_inputs']} random inputs; accuracy = supernet proxy on the 60% reward split "
-        f"({r['score_batches']} batches), costs on the CIFAR-10 evaluation network (C=36, 20 cells).", "",
-        "| architectures | #Params (M) | #MAdds (M) | supernet accuracy (%) |", "|---|---|---|---|",
-        f"| random inputs | {cell('params_M_input')} | {cell('madds_M_input')} | {cell('accuracy_input')} |",
-        f"| derived (best of {r['best_of']}) | {cell('params_M_derived')} | {cell('madds_M_derived')} | "
-        f"{cell('accuracy_derived')} |", "",
-        f"Gain {cell('gain')} points; improved on {r['share_improved']:.0%} of inputs; MAdds not increased on "
-        f"{r['share_madds_not_increased']:.0%}."])
+
+    return "\n".join(
+        [
+            f"Mean ± std over {r['num_inputs']} random inputs; accuracy = supernet proxy on the 60% reward split "
+            f"({r['score_batches']} batches), costs on the CIFAR-10 evaluation network (C=36, 20 cells).",
+            "",
+            "| architectures | #Params (M) | #MAdds (M) | supernet accuracy (%) |",
+            "|---|---|---|---|",
+            f"| random inputs | {cell('params_M_input')} | {cell('madds_M_input')} | {cell('accuracy_input')} |",
+            f"| derived (best of {r['best_of']}) | {cell('params_M_derived')} | {cell('madds_M_derived')} | "
+            f"{cell('accuracy_derived')} |",
+            "",
+            f"Gain {cell('gain')} points; improved on {r['share_improved']:.0%} of inputs; MAdds not increased on "
+            f"{r['share_madds_not_increased']:.0%}.",
+        ]
+    )

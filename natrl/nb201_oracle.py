@@ -4,6 +4,7 @@ For input cells beta and a transition mask: the per-input optimum (best valid al
 the best fixed per-op rule (one op -> op map for every input, chosen on given inputs), and the expected gain
 of a uniformly random valid transformation. These are the baselines the trained policy is compared with.
 """
+
 from __future__ import annotations
 
 import itertools

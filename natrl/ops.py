@@ -3,6 +3,7 @@
 An op's *type* and *kernel* are all the transition rules need (natrl.transitions): NAT++ lets the type move
 conv -> sep -> dil -> pool and the kernel shrink 5 -> 3 -> 1. Networks build ops by name (natrl.nets.ops).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -48,18 +49,42 @@ DARTS_ALIASES = {"none": "null"}
 
 # NAT++ (13 ops), in the released code's index order (docs/papers.md).
 NATPP_OPS = (
-    "max_pool_3x3", "max_pool_5x5", "avg_pool_3x3", "avg_pool_5x5", "skip_connect",
-    "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
-    "conv_1x1", "conv_3x3", "conv_5x5", "null",
+    "max_pool_3x3",
+    "max_pool_5x5",
+    "avg_pool_3x3",
+    "avg_pool_5x5",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "conv_1x1",
+    "conv_3x3",
+    "conv_5x5",
+    "null",
 )
 # NAT input cells: DARTS-like 8 ops + null; the ENAS-like variant swaps the dilated convs for conv_1x1/conv_5x5.
 NAT_OPS = (
-    "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
-    "dil_conv_3x3", "dil_conv_5x5", "conv_3x3", "null",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "conv_3x3",
+    "null",
 )
 NAT_ENAS_OPS = (
-    "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
-    "conv_1x1", "conv_3x3", "conv_5x5", "null",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "conv_1x1",
+    "conv_3x3",
+    "conv_5x5",
+    "null",
 )
 # NAS-Bench-201, in its official order.
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")

@@ -1,4 +1,5 @@
 """Cell pictures with matplotlib alone (no graphviz binary): nodes left to right, ops written on the edges."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -9,8 +10,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 from natrl.cells import Cell, Genotype  # noqa: E402
 from natrl.ops import OP_INFO  # noqa: E402
 
-TYPE_COLORS = {"conv": "#d62728", "sep": "#1f77b4", "dil": "#2ca02c", "pool": "#9467bd", "skip": "#7f7f7f",
-               "null": "#cccccc", "other": "#ff7f0e"}
+TYPE_COLORS = {
+    "conv": "#d62728",
+    "sep": "#1f77b4",
+    "dil": "#2ca02c",
+    "pool": "#9467bd",
+    "skip": "#7f7f7f",
+    "null": "#cccccc",
+    "other": "#ff7f0e",
+}
 
 
 def _node_label(cell: Cell, i: int) -> str:
@@ -19,15 +27,21 @@ def _node_label(cell: Cell, i: int) -> str:
     return ("c_{k-2}", "c_{k-1}")[i] if i < cell.num_inputs else str(i)
 
 
-SHORT = {"max_pool": "max", "avg_pool": "avg", "sep_conv": "sep", "dil_conv": "dil", "nor_conv": "conv",
-         "skip_connect": "skip"}
+SHORT = {
+    "max_pool": "max",
+    "avg_pool": "avg",
+    "sep_conv": "sep",
+    "dil_conv": "dil",
+    "nor_conv": "conv",
+    "skip_connect": "skip",
+}
 
 
 def short_name(op: str) -> str:
     """sep_conv_3x3 -> sep3x3: keeps edge labels small enough not to collide."""
     for long, short in SHORT.items():
         if op.startswith(long):
-            return short + op[len(long):].replace("_", "")
+            return short + op[len(long) :].replace("_", "")
     return op
 
 
@@ -57,28 +71,67 @@ def draw_cell(ax, cell: Cell, title: str = ""):
         info = OP_INFO.get(op)
         color = TYPE_COLORS.get(info.type if info else "other", "#000000")
         (x0, y0), (x1, y1) = pos[s], pos[d]
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="-|>", color=color, lw=1.6, ls="--" if info and info.type == "null"
-                                    else "-", shrinkA=13, shrinkB=13, connectionstyle=f"arc3,rad={rad}"))
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops=dict(
+                arrowstyle="-|>",
+                color=color,
+                lw=1.6,
+                ls="--" if info and info.type == "null" else "-",
+                shrinkA=13,
+                shrinkB=13,
+                connectionstyle=f"arc3,rad={rad}",
+            ),
+        )
         # label at t=0.6 on the quadratic Bezier that arc3 draws in display space: its control point is the
         # chord midpoint moved by rad times the chord, rotated
         (px0, py0), (px1, py1) = to_px((x0, y0)), to_px((x1, y1))
         cx, cy = (px0 + px1) / 2 + rad * (py1 - py0), (py0 + py1) / 2 - rad * (px1 - px0)
         t = 0.6
-        lx, ly = from_px(((1 - t) ** 2 * px0 + 2 * t * (1 - t) * cx + t ** 2 * px1,
-                          (1 - t) ** 2 * py0 + 2 * t * (1 - t) * cy + t ** 2 * py1))
-        ax.text(lx, ly, short_name(op), fontsize=7, color=color, ha="center", va="center",
-                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9))
+        lx, ly = from_px(
+            (
+                (1 - t) ** 2 * px0 + 2 * t * (1 - t) * cx + t**2 * px1,
+                (1 - t) ** 2 * py0 + 2 * t * (1 - t) * cy + t**2 * py1,
+            )
+        )
+        ax.text(
+            lx,
+            ly,
+            short_name(op),
+            fontsize=7,
+            color=color,
+            ha="center",
+            va="center",
+            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9),
+        )
     if two_inputs:
         for c in cell.concat:
-            ax.annotate("", xy=pos[n], xytext=pos[c], arrowprops=dict(
-                arrowstyle="-|>", color="#bbbbbb", lw=0.8, shrinkA=13, shrinkB=13, connectionstyle="arc3,rad=0.1"))
+            ax.annotate(
+                "",
+                xy=pos[n],
+                xytext=pos[c],
+                arrowprops=dict(
+                    arrowstyle="-|>", color="#bbbbbb", lw=0.8, shrinkA=13, shrinkB=13, connectionstyle="arc3,rad=0.1"
+                ),
+            )
     for i, (x, y) in pos.items():
         is_input = i < cell.num_inputs
         label = "c_{k}" if i == n else _node_label(cell, i)
-        ax.text(x, y, f"${label}$" if "_" in label else label, ha="center", va="center", fontsize=9,
-                bbox=dict(boxstyle="circle" if not is_input and i != n else "round",
-                          fc="#fff2cc" if is_input else ("#d9ead3" if i == n else "#dae8fc"), ec="#444444"))
+        ax.text(
+            x,
+            y,
+            f"${label}$" if "_" in label else label,
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox=dict(
+                boxstyle="circle" if not is_input and i != n else "round",
+                fc="#fff2cc" if is_input else ("#d9ead3" if i == n else "#dae8fc"),
+                ec="#444444",
+            ),
+        )
     ax.set_title(title, fontsize=10)
     ax.axis("off")
 

@@ -13,6 +13,7 @@ reopened to resume; its config, versions and git commit; a ``progress.csv`` that
 Checkpoints hold only tensors, numbers, strings and containers of them (``torch.load(weights_only=True)``),
 so resuming a directory someone gave you never runs code from it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,7 +37,7 @@ from natrl.errors import NatrlError
 
 PACKAGES = ("natrl", "torch", "ray", "gymnasium", "numpy", "pandas", "matplotlib", "analog-nasbench")
 CONFIG, CHECKPOINT, PROGRESS, LOG = "config.json", "checkpoint.pt", "progress.csv", "log.txt"
-MAX_CONFIG_BYTES = 10 * 1024 ** 2
+MAX_CONFIG_BYTES = 10 * 1024**2
 
 
 def versions() -> dict:
@@ -53,8 +54,13 @@ def git_commit() -> str | None:
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if sha.returncode:
@@ -63,6 +69,7 @@ def git_commit() -> str | None:
 
 
 # ---- atomic writes ---------------------------------------------------------------------------------------
+
 
 def _replace_from_tmp(path: Path, write) -> Path:
     """Write through ``path.tmp`` and rename: a kill mid-write never leaves a truncated file behind."""
@@ -110,15 +117,18 @@ def check_new_output(path: Path, force: bool = False, flag: str = "--out") -> Pa
 
 # ---- checkpoints -----------------------------------------------------------------------------------------
 
+
 def save_checkpoint_file(path: Path, state: dict):
     """torch.save to ``path`` through a temporary file: a kill mid-write keeps the previous checkpoint."""
     import torch
+
     _replace_from_tmp(path, lambda t: torch.save(state, t))
 
 
 def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
     """torch.load(weights_only=True), or one line saying why the checkpoint cannot be resumed from."""
     import torch
+
     if Path(path).is_dir():
         raise NatrlError(f"checkpoint {path} is a directory; give the run directory that holds it")
     if Path(path).exists() and not Path(path).is_file():  # a FIFO would block torch.load
@@ -131,8 +141,9 @@ def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
             reason = "it holds pickled objects, not plain tensors, and natrl does not unpickle those"
         else:
             reason = f"truncated or not a torch checkpoint: {e.__class__.__name__}"
-        raise NatrlError(f"cannot read checkpoint {path} ({reason}); {what} cannot use it: restore the file or "
-                         "start a new run") from None
+        raise NatrlError(
+            f"cannot read checkpoint {path} ({reason}); {what} cannot use it: restore the file or start a new run"
+        ) from None
     if not isinstance(state, dict):
         raise NatrlError(f"checkpoint {path} is not a natrl checkpoint; {what} cannot use it")
     return state
@@ -141,14 +152,21 @@ def read_checkpoint_file(path: Path, what: str = "the run") -> dict:
 def rng_state() -> dict:
     """The global RNGs a run draws from (Python, NumPy, torch), as plain data."""
     import torch
+
     py = random.getstate()
     _, keys, pos, *_ = np.random.get_state(legacy=True)
-    return {"python": list(py[1]), "python_pos": py[2], "numpy": np.asarray(keys).tolist(), "numpy_pos": int(pos),
-            "torch": torch.get_rng_state()}
+    return {
+        "python": list(py[1]),
+        "python_pos": py[2],
+        "numpy": np.asarray(keys).tolist(),
+        "numpy_pos": int(pos),
+        "torch": torch.get_rng_state(),
+    }
 
 
 def set_rng_state(s: dict):
     import torch
+
     random.setstate((3, tuple(s["python"]), s["python_pos"]))
     np.random.set_state(("MT19937", np.asarray(s["numpy"], dtype=np.uint32), s["numpy_pos"], 0, 0.0))
     torch.set_rng_state(s["torch"])
@@ -156,12 +174,14 @@ def set_rng_state(s: dict):
 
 def seed_everything(seed: int):
     import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 # ---- progress and log ------------------------------------------------------------------------------------
+
 
 class Progress:
     """``progress.csv``, one row per step; a resumed run first cuts it back to the checkpoint's row count."""
@@ -172,8 +192,10 @@ class Progress:
             with open(path, newline="") as f:
                 self.rows = [{k: _number(v) for k, v in r.items()} for r in list(csv.DictReader(f))[:keep_rows]]
             if len(self.rows) != keep_rows:
-                raise NatrlError(f"{path} has fewer rows than its checkpoint ({len(self.rows)} < {keep_rows}); "
-                                 "the run directory was edited and cannot be resumed")
+                raise NatrlError(
+                    f"{path} has fewer rows than its checkpoint ({len(self.rows)} < {keep_rows}); "
+                    "the run directory was edited and cannot be resumed"
+                )
         write_csv(path, self.rows)
         self._f = open(path, "a", newline="")
         self._writer = csv.DictWriter(self._f, fieldnames=list(self.rows[0])) if self.rows else None
@@ -217,6 +239,7 @@ class _Tee(io.TextIOBase):
 
 # ---- the run directory -----------------------------------------------------------------------------------
 
+
 class RunDir:
     """One run's directory and its lifecycle (see the module docstring)."""
 
@@ -242,8 +265,15 @@ class RunDir:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise NatrlError(f"cannot create run directory {out}: {e.strerror}; choose a writable --out") from None
-        record = {"kind": kind, "config": dataclasses.asdict(cfg), "argv": sys.argv, "versions": versions(),
-                  "git_commit": git_commit(), "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        record = {
+            "kind": kind,
+            "config": dataclasses.asdict(cfg),
+            "argv": sys.argv,
+            "versions": versions(),
+            "git_commit": git_commit(),
+            "host": platform.node(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         write_json(out / CONFIG, record)
         run = cls(out, kind, resumed=False)
         run.record = json.loads((out / CONFIG).read_text())  # as a resume will read it back
@@ -336,8 +366,10 @@ def checked_checkpoint(path: Path, kind: str, record: dict, keep: bool = False) 
         if not isinstance(meta, dict) or meta.get("kind") != kind:
             raise NatrlError(f"{ckpt} was not written by a {kind} run; give a run directory of the same script")
         if meta.get("config") != record["config"]:
-            raise NatrlError(f"{Path(path) / CONFIG} no longer matches its checkpoint (the config was edited); "
-                             "restore it or start a new run")
+            raise NatrlError(
+                f"{Path(path) / CONFIG} no longer matches its checkpoint (the config was edited); "
+                "restore it or start a new run"
+            )
     if keep:
         _CHECKED.clear()
         _CHECKED[key] = (_signature(ckpt), state)
@@ -351,8 +383,10 @@ def check_new_run_dir(out: Path, flag: str = "--out") -> Path:
         if out.exists() and not out.is_dir():
             raise NatrlError(f"{flag} {out} is a file; give a new directory name")
         if out.is_dir() and any(out.iterdir()):
-            raise NatrlError(f"{out} already exists and is not empty; give a new {flag}, or --resume {out} "
-                             "to continue the run there (nothing was overwritten)")
+            raise NatrlError(
+                f"{out} already exists and is not empty; give a new {flag}, or --resume {out} "
+                "to continue the run there (nothing was overwritten)"
+            )
         parent = out.absolute().parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
@@ -369,8 +403,10 @@ MARKERS = {"sweep": "tune"}
 
 def _check_marker(path: Path, marker: str):
     if not (path / marker).exists():
-        raise NatrlError(f"{path} has no {marker} to resume from (the run stopped before its first "
-                         "checkpoint); start it again with a new --out")
+        raise NatrlError(
+            f"{path} has no {marker} to resume from (the run stopped before its first "
+            "checkpoint); start it again with a new --out"
+        )
 
 
 def read_config(path: Path, kind: str) -> dict:
@@ -385,15 +421,17 @@ def read_config(path: Path, kind: str) -> dict:
     except FileNotFoundError:
         raise NatrlError(f"{path} has no {CONFIG}; --resume takes the directory a run wrote") from None
     except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise NatrlError(f"{path / CONFIG} is not readable JSON ({e.__class__.__name__}); "
-                         "--resume takes the directory a run wrote") from None
+        raise NatrlError(
+            f"{path / CONFIG} is not readable JSON ({e.__class__.__name__}); --resume takes the directory a run wrote"
+        ) from None
     if isinstance(record, dict) and record.get("kind") == kind and not isinstance(record.get("config"), dict):
         raise NatrlError(f"{path / CONFIG} has no config object (it was edited); restore it or start a new run")
     if not isinstance(record, dict) or record.get("kind") != kind or not isinstance(record.get("config"), dict):
         found = record.get("kind") if isinstance(record, dict) else None
         found = found if isinstance(found, str) and len(found) < 40 else None
-        raise NatrlError(f"{path} holds a {found or 'foreign'} run, not a {kind} run; "
-                         "give a run directory of the same script")
+        raise NatrlError(
+            f"{path} holds a {found or 'foreign'} run, not a {kind} run; give a run directory of the same script"
+        )
     return record
 
 
@@ -401,6 +439,7 @@ def resume_config(cfg_cls, cfg, given: set[str], kind: str):
     """The saved config of the run ``cfg.resume`` names. Flags given beside ``--resume`` must agree with it:
     a resume never silently changes a setting."""
     from natrl.config import config_from_dict
+
     record = read_config(Path(cfg.resume), kind)
     saved = config_from_dict(cfg_cls, record["config"], str(Path(cfg.resume) / CONFIG))
     differ = sorted(k for k in given - set(cfg_cls.RESUME_FREE) if getattr(cfg, k) != getattr(saved, k))
@@ -416,8 +455,10 @@ def resume_config(cfg_cls, cfg, given: set[str], kind: str):
         state = checked_checkpoint(path, kind, record, keep=True)
         rows = state.get("progress_rows")
         if isinstance(rows, int) and not isinstance(rows, bool) and _csv_rows(path / PROGRESS) < rows:
-            raise NatrlError(f"{path / PROGRESS} has fewer rows than its checkpoint ({rows}); the run directory "
-                             "was edited and cannot be resumed")
+            raise NatrlError(
+                f"{path / PROGRESS} has fewer rows than its checkpoint ({rows}); the run directory "
+                "was edited and cannot be resumed"
+            )
     keep = {"resume": str(cfg.resume), "out": str(cfg.resume)}
     keep.update({k: getattr(cfg, k) for k in given & {"address"} if hasattr(saved, k)})
     return dataclasses.replace(saved, **keep)
@@ -435,5 +476,6 @@ def quiet_ray_logs():
     """Silence Ray/RLlib notices that say nothing about this run (deprecations inside RLlib, gputil), so the
     terminal shows progress. Errors still print."""
     import logging
+
     for name in ("ray._common.deprecation", "ray.tune.utils.util", "ray.rllib.algorithms.algorithm_config"):
         logging.getLogger(name).setLevel(logging.ERROR)

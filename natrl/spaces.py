@@ -9,6 +9,7 @@ Observation (a Dict of fixed-shape Boxes, E edges, N nodes, K ops):
     action_mask  [E, K] 1 where the transition rule allows op -> new op
 Action: MultiDiscrete([K] * E), the new op index of every edge.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -71,13 +72,15 @@ class GraphSpace:
 
     def observation_space(self) -> spaces.Dict:
         E, N, K = self.num_edges, self.num_nodes, self.num_ops
-        return spaces.Dict({
-            "op": spaces.Box(0, K - 1, (E,), np.int64),
-            "src": spaces.Box(0, N - 1, (E,), np.int64),
-            "dst": spaces.Box(0, N - 1, (E,), np.int64),
-            "node_kind": spaces.Box(0, NODE_KINDS - 1, (N,), np.int64),
-            "action_mask": spaces.Box(0.0, 1.0, (E, K), np.float32),
-        })
+        return spaces.Dict(
+            {
+                "op": spaces.Box(0, K - 1, (E,), np.int64),
+                "src": spaces.Box(0, N - 1, (E,), np.int64),
+                "dst": spaces.Box(0, N - 1, (E,), np.int64),
+                "node_kind": spaces.Box(0, NODE_KINDS - 1, (N,), np.int64),
+                "action_mask": spaces.Box(0.0, 1.0, (E, K), np.float32),
+            }
+        )
 
     def action_space(self) -> MaskedMultiDiscrete:
         always = np.tile(self.mask.all(axis=0), (self.num_edges, 1))
@@ -90,8 +93,10 @@ class GraphSpace:
         bad = np.flatnonzero(~self.mask[beta, action])
         if len(bad):
             e = int(bad[0])
-            raise ValueError(f"invalid transition on edge {e}: {self.ops[beta[e]]} -> {self.ops[action[e]]} is not "
-                             f"allowed by the {self.rule} rule")
+            raise ValueError(
+                f"invalid transition on edge {e}: {self.ops[beta[e]]} -> {self.ops[action[e]]} is not "
+                f"allowed by the {self.rule} rule"
+            )
 
 
 @dataclass
@@ -136,7 +141,7 @@ class NB201Space(GraphSpace):
     def sample_input(self, rng: np.random.Generator, split: str = "train") -> Genotype:
         """beta ~ p(beta): uniform over the training cells, the held-out cells, or all cells."""
         if split == "all":
-            return self.genotype(self.cell_ops(int(rng.integers(self.num_ops ** self.num_edges))))
+            return self.genotype(self.cell_ops(int(rng.integers(self.num_ops**self.num_edges))))
         if split not in ("train", "heldout"):
             raise NatrlError(f"unknown input split '{split}'; choose train, heldout or all")
         cells = self.train_cells if split == "train" else self.heldout_cells
@@ -156,14 +161,23 @@ class NB201Space(GraphSpace):
 
     # ---- observation / action ----------------------------------------------------------------------
     def observe(self, ops: np.ndarray) -> dict:
-        return {"op": ops.astype(np.int64), "src": self.src.copy(), "dst": self.dst.copy(),
-                "node_kind": self.node_kind.copy(), "action_mask": self.mask[ops].astype(np.float32)}
+        return {
+            "op": ops.astype(np.int64),
+            "src": self.src.copy(),
+            "dst": self.dst.copy(),
+            "node_kind": self.node_kind.copy(),
+            "action_mask": self.mask[ops].astype(np.float32),
+        }
 
     def observe_batch(self, ops_batch: np.ndarray) -> dict:
         B = len(ops_batch)
-        return {"op": ops_batch.astype(np.int64), "src": np.tile(self.src, (B, 1)), "dst": np.tile(self.dst, (B, 1)),
-                "node_kind": np.tile(self.node_kind, (B, 1)), "action_mask": self.mask[ops_batch].astype(np.float32)}
-
+        return {
+            "op": ops_batch.astype(np.int64),
+            "src": np.tile(self.src, (B, 1)),
+            "dst": np.tile(self.dst, (B, 1)),
+            "node_kind": np.tile(self.node_kind, (B, 1)),
+            "action_mask": self.mask[ops_batch].astype(np.float32),
+        }
 
 
 class DartsSpace(GraphSpace):
@@ -178,8 +192,14 @@ class DartsSpace(GraphSpace):
 
     name = "darts"
 
-    def __init__(self, rule: str = "natpp", vocab: str | None = None, num_intermediate: int = 4,
-                 holdout_frac: float = 0.2, split_seed: int = 0):
+    def __init__(
+        self,
+        rule: str = "natpp",
+        vocab: str | None = None,
+        num_intermediate: int = 4,
+        holdout_frac: float = 0.2,
+        split_seed: int = 0,
+    ):
         # holdout_frac / split_seed exist for a uniform make_space call; this space has no fixed split
         self.rule = rule
         self.ops = vocabulary(vocab or ("natpp" if rule == "natpp" else "nat"))
@@ -196,9 +216,11 @@ class DartsSpace(GraphSpace):
             edges = []
             for dst in range(2, self.cell_nodes):
                 for _ in range(2):
-                    edges.append((self.ops[self._sample_ops[rng.integers(len(self._sample_ops))]],
-                                  int(rng.integers(dst)), dst))
+                    edges.append(
+                        (self.ops[self._sample_ops[rng.integers(len(self._sample_ops))]], int(rng.integers(dst)), dst)
+                    )
             return Cell(tuple(edges), tuple(range(2, self.cell_nodes)), 2)
+
         return Genotype(cell(), cell(), "darts")
 
     def _op_indices(self, g: Genotype) -> np.ndarray:
@@ -210,8 +232,10 @@ class DartsSpace(GraphSpace):
             return np.array([self.ops.index(op) for c in (g.normal, g.reduce) for op in c.ops], dtype=np.int64)
         except ValueError:
             bad = sorted({op for c in (g.normal, g.reduce) for op in c.ops} - set(self.ops))
-            raise NatrlError(f"op(s) {', '.join(bad)} are outside the {self.rule} vocabulary "
-                             f"({', '.join(self.ops)}); the transformer cannot transform them") from None
+            raise NatrlError(
+                f"op(s) {', '.join(bad)} are outside the {self.rule} vocabulary "
+                f"({', '.join(self.ops)}); the transformer cannot transform them"
+            ) from None
 
     def encode(self, g: Genotype) -> dict:
         ops = self._op_indices(g)
@@ -219,8 +243,13 @@ class DartsSpace(GraphSpace):
         off = self.cell_nodes
         src = np.array([s for _, s, _ in g.normal.edges] + [s + off for _, s, _ in g.reduce.edges], dtype=np.int64)
         dst = np.array([d for _, _, d in g.normal.edges] + [d + off for _, _, d in g.reduce.edges], dtype=np.int64)
-        return {"op": ops, "src": src, "dst": dst, "node_kind": self.node_kind.copy(),
-                "action_mask": self.mask[ops].astype(np.float32)}
+        return {
+            "op": ops,
+            "src": src,
+            "dst": dst,
+            "node_kind": self.node_kind.copy(),
+            "action_mask": self.mask[ops].astype(np.float32),
+        }
 
     def apply(self, g: Genotype, action: np.ndarray) -> Genotype:
         beta = self._op_indices(g)

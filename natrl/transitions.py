@@ -7,6 +7,7 @@
 - NAT++ (two-level): type may only move conv -> sep -> dil -> pool (max and avg pooling are one type) and the
   kernel may only shrink (5 -> 3 -> 1), both at once; every op may also become skip or null; skip <-> null.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,6 +7,7 @@ cells R1-R5, and the authors' published NAT (``NAT_*``) and NAT++ (``NATv2_*``, 
 ``resolve(spec)`` turns anything a user may type into a genotype: a registry name or alias, a JSON file, a
 NAS-Bench-201 ``arch_str``, or DARTS ``Genotype(...)`` text.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,25 +35,39 @@ DEFAULTS: dict[str, dict[str, dict]] = {}
 # Costs published in the papers, (params M, MAdds M), with the table they come from. ``None`` = not reported.
 # NAT = NAT paper (001), NAT++ = journal paper (000). Checked against our counts in tests/test_costs.py.
 PUBLISHED: dict[str, dict[str, tuple]] = {
-    "DARTS_V2": {"cifar10": (3.3, 528, "NAT Table 2 (NAT++ Table 3 prints 533)"),
-                 "imagenet": (4.7, 574, "NAT Table 2 / NAT++ Table 3")},
-    "NAT_DARTS": {"cifar10": (2.7, 424, "NAT Table 2 / NAT++ Table 3"),
-                  "imagenet": (4.0, 441, "NAT Table 2 / NAT++ Table 3")},
+    "DARTS_V2": {
+        "cifar10": (3.3, 528, "NAT Table 2 (NAT++ Table 3 prints 533)"),
+        "imagenet": (4.7, 574, "NAT Table 2 / NAT++ Table 3"),
+    },
+    "NAT_DARTS": {
+        "cifar10": (2.7, 424, "NAT Table 2 / NAT++ Table 3"),
+        "imagenet": (4.0, 441, "NAT Table 2 / NAT++ Table 3"),
+    },
     "NATv2_DARTS": {"cifar10": (2.5, 395, "NAT++ Table 3"), "imagenet": (3.8, 413, "NAT++ Table 3")},
-    "ENAS": {"cifar10": (4.6, 804, "NAT Table 2 / NAT++ Table 3"),
-             "imagenet": (5.6, 607, "NAT Table 2 / NAT++ Table 3")},
-    "NAT_ENAS": {"cifar10": (4.6, 804, "NAT Table 2 / NAT++ Table 3"),
-                 "imagenet": (5.6, 607, "NAT Table 2 / NAT++ Table 3")},
+    "ENAS": {
+        "cifar10": (4.6, 804, "NAT Table 2 / NAT++ Table 3"),
+        "imagenet": (5.6, 607, "NAT Table 2 / NAT++ Table 3"),
+    },
+    "NAT_ENAS": {
+        "cifar10": (4.6, 804, "NAT Table 2 / NAT++ Table 3"),
+        "imagenet": (5.6, 607, "NAT Table 2 / NAT++ Table 3"),
+    },
     "NATv2_ENAS": {"cifar10": (3.7, 580, "NAT++ Table 3"), "imagenet": (5.4, 582, "NAT++ Table 3")},
-    "NAONet": {"cifar10": (128, 66016, "NAT Table 2 / NAT++ Table 3"),
-               "imagenet": (11.35, 1360, "NAT Table 2 / NAT++ Table 3")},
-    "NAT_NAONet": {"cifar10": (113, 58326, "NAT Table 2 / NAT++ Table 3"),
-                   "imagenet": (8.36, 1025, "NAT Table 2 / NAT++ Table 3")},
+    "NAONet": {
+        "cifar10": (128, 66016, "NAT Table 2 / NAT++ Table 3"),
+        "imagenet": (11.35, 1360, "NAT Table 2 / NAT++ Table 3"),
+    },
+    "NAT_NAONet": {
+        "cifar10": (113, 58326, "NAT Table 2 / NAT++ Table 3"),
+        "imagenet": (8.36, 1025, "NAT Table 2 / NAT++ Table 3"),
+    },
     "NATv2_NAONet": {"cifar10": (101, 51976, "NAT++ Table 3"), "imagenet": (8.1, 992, "NAT++ Table 3")},
     "PC_DARTS_cifar": {"cifar10": (3.6, 570, "NAT++ Table 3")},
     "PC_DARTS_image": {"imagenet": (5.3, 597, "NAT++ Table 3")},
-    "AmoebaNet": {"cifar10": (3.2, None, "NAT Table 2 / NAT++ Table 3"),
-                  "imagenet": (5.1, 555, "NAT Table 2 / NAT++ Table 3")},
+    "AmoebaNet": {
+        "cifar10": (3.2, None, "NAT Table 2 / NAT++ Table 3"),
+        "imagenet": (5.1, 555, "NAT Table 2 / NAT++ Table 3"),
+    },
 }
 
 PUBLISHED["DARTS"] = PUBLISHED["DARTS_V2"]  # the NAT++ repository's "DARTS" is DARTS_V2 (tests check equality)
@@ -70,7 +85,7 @@ class ZooEntry:
 def _base_model(name: str) -> str:
     for prefix in ("NATv2_", "NAT_"):
         if name.startswith(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return name
 
 
@@ -105,8 +120,10 @@ def _canonical(name: str) -> str | None:
 def entry(name: str) -> ZooEntry:
     canon = _canonical(name)
     if canon is None:
-        raise NatrlError(f"unknown architecture '{name[:80]}'; known: {', '.join(names())} "
-                         "(or give a .json file, an NB201 arch_str, or Genotype(...) text)")
+        raise NatrlError(
+            f"unknown architecture '{name[:80]}'; known: {', '.join(names())} "
+            "(or give a .json file, an NB201 arch_str, or Genotype(...) text)"
+        )
     return _entries()[canon]
 
 

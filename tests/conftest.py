@@ -13,8 +13,10 @@ os.environ.setdefault("NATRL_CACHE", __import__("tempfile").mkdtemp(prefix="natr
 def run_script(script, *args, timeout=600):
     """Run a project script as a user would; returns CompletedProcess (text)."""
     import subprocess
-    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 @pytest.fixture
@@ -26,8 +28,14 @@ def script():
 def ray_session():
     """One Ray session for every test that needs Ray (2 CPUs, no dashboard, small object store)."""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             object_store_memory=256 * 1024 ** 2)
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        object_store_memory=256 * 1024**2,
+    )
     yield ray
     ray.shutdown()
 
@@ -35,6 +43,7 @@ def ray_session():
 def load_script(name):
     """Import experiments/<name>.py as a module (scripts are not a package)."""
     import importlib.util
+
     spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod  # dataclasses look their module up here

@@ -6,6 +6,7 @@ MAKERS). The directory is snapshot (names, sizes, mtimes and contents) before th
 after it. Ray and the run lifecycle are replaced by tripwires: a case that reaches either was not refused
 before the expensive or the writing part.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,13 +27,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPTS = {
-    "train_natpp": "experiments/train_natpp.py", "train_nat": "experiments/train_nat.py",
-    "derive": "experiments/derive.py", "sweep": "experiments/sweep.py",
-    "search_itnas": "experiments/search_itnas.py", "train_eval": "experiments/train_eval.py",
-    "arch_info": "analysis/arch_info.py", "cost_table": "analysis/cost_table.py",
-    "fig5_cells": "analysis/fig5_cells.py", "fig7_ablations": "analysis/fig7_ablations.py",
-    "nat_table3_learners": "analysis/nat_table3_learners.py", "quoted": "analysis/quoted.py",
-    "table4_random": "analysis/table4_random.py", "table5_mn": "analysis/table5_mn.py",
+    "train_natpp": "experiments/train_natpp.py",
+    "train_nat": "experiments/train_nat.py",
+    "derive": "experiments/derive.py",
+    "sweep": "experiments/sweep.py",
+    "search_itnas": "experiments/search_itnas.py",
+    "train_eval": "experiments/train_eval.py",
+    "arch_info": "analysis/arch_info.py",
+    "cost_table": "analysis/cost_table.py",
+    "fig5_cells": "analysis/fig5_cells.py",
+    "fig7_ablations": "analysis/fig7_ablations.py",
+    "nat_table3_learners": "analysis/nat_table3_learners.py",
+    "quoted": "analysis/quoted.py",
+    "table4_random": "analysis/table4_random.py",
+    "table5_mn": "analysis/table5_mn.py",
     "table_models": "analysis/table_models.py",
 }
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -46,6 +54,7 @@ class Tripwire(BaseException):
 
 # ---- the real run, made once in the background while the other cases run -------------------------------------
 
+
 class _RealRun:
     proc = None
     path: Path | None = None
@@ -56,18 +65,40 @@ class _RealRun:
             cls.path = base / "run"
             cls.log = open(base / "run.log", "w")
             cls.proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "experiments/train_natpp.py"), "--iters", "2", "--checkpoint-every", "1",
-                 "--m", "2", "--n", "1", "--hidden", "8", "--holdout-frac", "0.01", "--best-of", "1",
-                 "--out", str(cls.path)], cwd=base, stdout=cls.log, stderr=subprocess.STDOUT,
-                env={**os.environ, "RAY_ADDRESS": ""})
+                [
+                    sys.executable,
+                    str(ROOT / "experiments/train_natpp.py"),
+                    "--iters",
+                    "2",
+                    "--checkpoint-every",
+                    "1",
+                    "--m",
+                    "2",
+                    "--n",
+                    "1",
+                    "--hidden",
+                    "8",
+                    "--holdout-frac",
+                    "0.01",
+                    "--best-of",
+                    "1",
+                    "--out",
+                    str(cls.path),
+                ],
+                cwd=base,
+                stdout=cls.log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "RAY_ADDRESS": ""},
+            )
         return cls
 
     @classmethod
     def wait(cls) -> Path:
         rc = cls.proc.wait(timeout=600)
         cls.log.flush()
-        assert rc == 0 and (cls.path / "checkpoint.pt").is_file() and (cls.path / "policy.pt").is_file(), \
-            (Path(cls.log.name).read_text()[-3000:])
+        assert rc == 0 and (cls.path / "checkpoint.pt").is_file() and (cls.path / "policy.pt").is_file(), Path(
+            cls.log.name
+        ).read_text()[-3000:]
         return cls.path
 
 
@@ -75,8 +106,10 @@ class _RealRun:
 def real_run_started(request, tmp_path_factory):
     """Start the real run with the first case if any selected case names a run directory (``-k`` may select
     none); wait for it at the end rather than leave it running."""
-    needs = any("{run" in " ".join(map(str, getattr(item, "callspec", None) and item.callspec.params.get("argv", [])
-                                          or [])) for item in request.session.items)
+    needs = any(
+        "{run" in " ".join(map(str, getattr(item, "callspec", None) and item.callspec.params.get("argv", []) or []))
+        for item in request.session.items
+    )
     yield _RealRun.start(tmp_path_factory.mktemp("realrun")) if needs else None
     if _RealRun.proc is not None:
         _RealRun.proc.wait(timeout=600)
@@ -84,6 +117,7 @@ def real_run_started(request, tmp_path_factory):
 
 
 # ---- files the cases name -----------------------------------------------------------------------------------
+
 
 class Payload:
     """Unpickling this creates MARKER next to it (what a malicious data file or checkpoint would do)."""
@@ -103,13 +137,16 @@ def _pickle(obj):
     def make(p, c):
         with open(p, "wb") as f:
             pickle.dump(obj, f)
+
     return make
 
 
 def _torch(obj_fn):
     def make(p, c):
         import torch
+
         torch.save(obj_fn(p, c), p)
+
     return make
 
 
@@ -139,6 +176,7 @@ def _genotype(d):
 def _image_folder(p, c, classes=("airplane", "automobile")):
     import numpy as np
     from PIL import Image
+
     for split in ("train", "test"):
         for i, cls in enumerate(classes):
             (p / split / cls).mkdir(parents=True, exist_ok=True)
@@ -148,6 +186,7 @@ def _image_folder(p, c, classes=("airplane", "automobile")):
 def _corrupt_cache(p, c):
     """A valid tiny image folder whose decoded-array cache (under $NATRL_CACHE) is garbage."""
     from natrl.datasets import load_cifar10
+
     _image_folder(p, c)
     load_cifar10(p)
     (npz,) = Path(os.environ["NATRL_CACHE"]).glob("cifar10-*.npz")
@@ -156,17 +195,37 @@ def _corrupt_cache(p, c):
 
 def _huge_json(p, c):
     # 12 MB of whitespace-padded edges: a genotype file is a few hundred bytes
-    p.write_text('{"normal": [' + ", ".join(['["skip_connect", 0, 2]'] * 600_000) + '], "normal_concat": [2], '
-                 '"reduce": [], "reduce_concat": [2]}')
+    p.write_text(
+        '{"normal": [' + ", ".join(['["skip_connect", 0, 2]'] * 600_000) + '], "normal_concat": [2], '
+        '"reduce": [], "reduce_concat": [2]}'
+    )
 
 
 def _cycle_genotype():
-    return {"normal": [["sep_conv_3x3", 0, 2], ["sep_conv_3x3", 3, 2], ["skip_connect", 0, 3], ["skip_connect", 2, 3],
-                       ["skip_connect", 0, 4], ["skip_connect", 1, 4], ["skip_connect", 0, 5], ["skip_connect", 1, 5]],
-            "normal_concat": [2, 3, 4, 5],
-            "reduce": [["max_pool_3x3", 0, 2], ["max_pool_3x3", 1, 2], ["skip_connect", 0, 3], ["skip_connect", 2, 3],
-                       ["skip_connect", 0, 4], ["skip_connect", 1, 4], ["skip_connect", 0, 5], ["skip_connect", 1, 5]],
-            "reduce_concat": [2, 3, 4, 5]}
+    return {
+        "normal": [
+            ["sep_conv_3x3", 0, 2],
+            ["sep_conv_3x3", 3, 2],
+            ["skip_connect", 0, 3],
+            ["skip_connect", 2, 3],
+            ["skip_connect", 0, 4],
+            ["skip_connect", 1, 4],
+            ["skip_connect", 0, 5],
+            ["skip_connect", 1, 5],
+        ],
+        "normal_concat": [2, 3, 4, 5],
+        "reduce": [
+            ["max_pool_3x3", 0, 2],
+            ["max_pool_3x3", 1, 2],
+            ["skip_connect", 0, 3],
+            ["skip_connect", 2, 3],
+            ["skip_connect", 0, 4],
+            ["skip_connect", 1, 4],
+            ["skip_connect", 0, 5],
+            ["skip_connect", 1, 5],
+        ],
+        "reduce_concat": [2, 3, 4, 5],
+    }
 
 
 # --- run directories derived from the real run (c.run() copies it into the case's directory)
@@ -174,6 +233,7 @@ def _run_with(edit):
     def make(p, c):
         shutil.copytree(c.real(), p)
         edit(p)
+
     return make
 
 
@@ -182,18 +242,21 @@ def _set_config(fn):
         rec = json.loads((p / "config.json").read_text())
         fn(rec)
         (p / "config.json").write_text(json.dumps(rec))
+
     return edit
 
 
 def _ckpt_meta(kind=None, drop=False):
     def edit(p):
         import torch
+
         state = torch.load(p / "checkpoint.pt", weights_only=True)
         if drop:
             state.pop("__natrl__")
         else:
             state["__natrl__"]["kind"] = kind
         torch.save(state, p / "checkpoint.pt")
+
     return edit
 
 
@@ -212,18 +275,21 @@ def _write(name, data):
             data(target)
         else:
             target.write_text(data)
+
     return edit
 
 
 def _truncate(name, keep=0.5):
     def edit(p):
         b = (p / name).read_bytes()
-        (p / name).write_bytes(b[:int(len(b) * keep)])
+        (p / name).write_bytes(b[: int(len(b) * keep)])
+
     return edit
 
 
 def _torch_payload(target):
     import torch
+
     torch.save({"state": Payload(target.parent.parent / MARKER)}, target)
 
 
@@ -235,11 +301,32 @@ def _pickle_payload(target):
 def _fake_sweep(p, c, config=None):
     p.mkdir()
     (p / "tune").mkdir()
-    cfg = {"ablations": ["lam"], "rules": ["natpp"], "values": [], "seeds": 1, "iters": 1, "m": 2, "n": 1,
-           "reward": "nb201", "table": None, "report_table": None, "data": None, "preset": "tiny", "epochs": 3,
-           "supernet_steps": 0, "cpu_shards": 1, "num_gpus": 0, "eval_inputs": 20, "best_of": 10,
-           "max_concurrent": 0, "scheduler": "fifo", "address": None, "out": str(p), "resume": None,
-           **(config or {})}
+    cfg = {
+        "ablations": ["lam"],
+        "rules": ["natpp"],
+        "values": [],
+        "seeds": 1,
+        "iters": 1,
+        "m": 2,
+        "n": 1,
+        "reward": "nb201",
+        "table": None,
+        "report_table": None,
+        "data": None,
+        "preset": "tiny",
+        "epochs": 3,
+        "supernet_steps": 0,
+        "cpu_shards": 1,
+        "num_gpus": 0,
+        "eval_inputs": 20,
+        "best_of": 10,
+        "max_concurrent": 0,
+        "scheduler": "fifo",
+        "address": None,
+        "out": str(p),
+        "resume": None,
+        **(config or {}),
+    }
     (p / "config.json").write_text(json.dumps({"kind": "sweep", "config": cfg}))
 
 
@@ -283,12 +370,13 @@ MAKERS = {
     "malformed.json": _csv('{"normal": [["sep_conv_3x3", 0, 2],'),
     "badutf8.json": lambda p, c: p.write_bytes(b'{"normal": "\xff\xfe"}'),
     "badop.json": _genotype({**_cycle_genotype(), "normal": [["conv_99x99", 0, 2]] + _cycle_genotype()["normal"][1:]}),
-    "nan.json": _csv('{"normal": [["sep_conv_3x3", NaN, 2]], "normal_concat": [2], "reduce": [], '
-                     '"reduce_concat": [2]}'),
+    "nan.json": _csv(
+        '{"normal": [["sep_conv_3x3", NaN, 2]], "normal_concat": [2], "reduce": [], "reduce_concat": [2]}'
+    ),
     "bigconcat.json": _genotype({**_cycle_genotype(), "normal_concat": list(range(2, 200_000))}),
     "nb201bad.json": _genotype({"space": "nb201", "arch_str": "|nor_conv_3x3~０|"}),
     "format.json": _genotype({"format": "other/9", "space": "darts"}),
-    "farnode.json": _genotype({**_cycle_genotype(), "normal": [["skip_connect", 0, 10 ** 9]] * 8}),
+    "farnode.json": _genotype({**_cycle_genotype(), "normal": [["skip_connect", 0, 10**9]] * 8}),
     "boolnode.json": _genotype({**_cycle_genotype(), "normal": [["skip_connect", False, True]] * 8}),
     # run directories
     "run": lambda p, c: shutil.copytree(c.real(), p),
@@ -324,8 +412,14 @@ MAKERS = {
     "run_policy_pickle": _run_with(_write("policy.pt", _pickle_payload)),
     "run_policy_list": _run_with(_write("policy.pt", lambda t: __import__("torch").save([1], t))),
     "run_policy_foreign": _run_with(_write("policy.pt", lambda t: __import__("torch").save({"a": 1}, t))),
-    "run_policy_badcfg": _run_with(_write("policy.pt", lambda t: __import__("torch").save(
-        {"model_config": {"space": "hyper", "rule": "natpp"}, "state_dict": {}}, t))),
+    "run_policy_badcfg": _run_with(
+        _write(
+            "policy.pt",
+            lambda t: __import__("torch").save(
+                {"model_config": {"space": "hyper", "rule": "natpp"}, "state_dict": {}}, t
+            ),
+        )
+    ),
     "run_policy_dir": _run_with(_write("policy.pt", lambda t: t.mkdir())),
     "sweepdir": _fake_sweep,
     "sweepdir_strvalues": lambda p, c: _fake_sweep(p, c, {"values": "0.1", "ablations": "lam"}),
@@ -334,9 +428,13 @@ MAKERS = {
     "emptydir": lambda p, c: p.mkdir(),
     "fulldir": _dir,
     "outfile": _csv("precious\n"),
-    "tables_full": lambda p, c: (p.mkdir(), (p / "cost_table.md").write_text("precious\n"),
-                                 (p / "cost_table.csv").write_text("precious\n"), (p / "fig5.png").write_text("png"),
-                                 (p / "table5.md").write_text("precious")),
+    "tables_full": lambda p, c: (
+        p.mkdir(),
+        (p / "cost_table.md").write_text("precious\n"),
+        (p / "cost_table.csv").write_text("precious\n"),
+        (p / "fig5.png").write_text("png"),
+        (p / "table5.md").write_text("precious"),
+    ),
     "derived_full": lambda p, c: (p.mkdir(), (p / "derived.json").write_text("precious\n")),
     "plot.png": _csv("precious png\n"),
 }
@@ -365,6 +463,7 @@ class Ctx:
             if not os.path.lexists(path):
                 MAKERS[name](path, self)
             return str(path)
+
         return re.sub(r"\{([A-Za-z0-9_.]+)\}", sub, arg)
 
 
@@ -383,12 +482,12 @@ def snapshot(root: Path) -> dict:
 
 # ---- the cases ------------------------------------------------------------------------------------------------
 
+
 def C(script, *argv, skip_root=False, match=None, xfail=None, id=None):
     marks = []
     if xfail:
         marks.append(pytest.mark.xfail(strict=True, reason=f"reported: {xfail}"))
-    return pytest.param(script, list(argv), skip_root, match, marks=marks,
-                        id=id or f"{script}:{' '.join(argv)[:70]}")
+    return pytest.param(script, list(argv), skip_root, match, marks=marks, id=id or f"{script}:{' '.join(argv)[:70]}")
 
 
 NUMBERS = ["nan", "inf", "-inf", "-1", "1e30", "1.5", "１０", "abc", "", "0x10"]
@@ -397,184 +496,492 @@ CASES = []
 
 # ---- train_natpp / train_nat -----------------------------------------------------------------------------------
 T = "train_natpp"
-CASES += [C(T, "--bogus"), C(T, "--bogus=1"), C(T, "-x"), C(T, "positional"), C(T, "--iters"),
-          C(T, "--out"), C(T, "--rule", "foo"), C(T, "--space", "cube"), C(T, "--policy", "transformer"),
-          C(T, "--baseline", "median"), C(T, "--reward", "oracle"), C(T, "--preset", "huge"),
-          C(T, "--rule", "nat\nline two"), C(T, "--iters", "3", "--iters", "nan")]
+CASES += [
+    C(T, "--bogus"),
+    C(T, "--bogus=1"),
+    C(T, "-x"),
+    C(T, "positional"),
+    C(T, "--iters"),
+    C(T, "--out"),
+    C(T, "--rule", "foo"),
+    C(T, "--space", "cube"),
+    C(T, "--policy", "transformer"),
+    C(T, "--baseline", "median"),
+    C(T, "--reward", "oracle"),
+    C(T, "--preset", "huge"),
+    C(T, "--rule", "nat\nline two"),
+    C(T, "--iters", "3", "--iters", "nan"),
+]
 CASES += [C(T, "--iters", v) for v in NUMBERS]
 CASES += [C(T, "--lam", v) for v in ("nan", "inf", "-inf", "-1", "1e30", "１", "1e")]
-CASES += [C(T, flag, v) for flag, v in [
-    ("--lr", "0"), ("--lr", "nan"), ("--lr", "-1e-3"), ("--m", "0"), ("--m", "10000000"), ("--n", "0"),
-    ("--hidden", "0"), ("--gcn-layers", "0"), ("--gcn-layers", "1000"), ("--holdout-frac", "0"),
-    ("--holdout-frac", "1"), ("--holdout-frac", "nan"), ("--baseline-decay", "2"), ("--seed", "-1"),
-    ("--seed", str(2 ** 31)), ("--best-of", "0"), ("--checkpoint-every", "0"), ("--num-gpus", "-1"),
-    ("--cpu-shards", "0"), ("--epochs", "0"), ("--supernet-batch", "0"), ("--eval-inputs", "0")]]
+CASES += [
+    C(T, flag, v)
+    for flag, v in [
+        ("--lr", "0"),
+        ("--lr", "nan"),
+        ("--lr", "-1e-3"),
+        ("--m", "0"),
+        ("--m", "10000000"),
+        ("--n", "0"),
+        ("--hidden", "0"),
+        ("--gcn-layers", "0"),
+        ("--gcn-layers", "1000"),
+        ("--holdout-frac", "0"),
+        ("--holdout-frac", "1"),
+        ("--holdout-frac", "nan"),
+        ("--baseline-decay", "2"),
+        ("--seed", "-1"),
+        ("--seed", str(2**31)),
+        ("--best-of", "0"),
+        ("--checkpoint-every", "0"),
+        ("--num-gpus", "-1"),
+        ("--cpu-shards", "0"),
+        ("--epochs", "0"),
+        ("--supernet-batch", "0"),
+        ("--eval-inputs", "0"),
+    ]
+]
 CASES += [  # cross-field rules
-    C(T, "--space", "darts"), C(T, "--space", "darts", "--reward", "nb201"), C(T, "--reward", "supernet"),
-    C(T, "--intermediate-nodes", "5"), C(T, "--data", "{images}"), C(T, "--space", "darts", "--reward", "supernet"),
+    C(T, "--space", "darts"),
+    C(T, "--space", "darts", "--reward", "nb201"),
+    C(T, "--reward", "supernet"),
+    C(T, "--intermediate-nodes", "5"),
+    C(T, "--data", "{images}"),
+    C(T, "--space", "darts", "--reward", "supernet"),
     C(T, "--space", "darts", "--reward", "supernet", "--data", "{T}/missing"),
     C(T, "--space", "darts", "--reward", "supernet", "--data", "{text.tar.gz}"),
     C(T, "--space", "darts", "--reward", "supernet", "--data", "{afile}"),
     C(T, "--space", "darts", "--reward", "supernet", "--data", "{nonimage}"),
     C(T, "--space", "darts", "--reward", "supernet", "--data", "{cache_data}", match="(delete|rebuild|remove)"),
 ]
-CASES += [C(T, "--table", t) for t in (
-    "{T}/missing.anb", "{adir}", "/dev/null", "{fifo}", "{empty.csv}", "{header.csv}", "{nan.csv}",
-    "{wrongcols.csv}", "{badarch.csv}", "{binary.csv}", "{text.csv.gz}", "{list.anb}", "{dict.anb}",
-    "{tuplekeys.anb}", "{empty.anb}", "{payload.anb}", "{text.anb}", "{table.pkl}", "{adir.csv}", "{fifo.csv}")]
-CASES += [C(T, "--table", "{unreadable.csv}", skip_root=True), C(T, "--tag", "x" * 5000),
-          C(T, "--space", "darts", "--reward", "supernet", "--data", "{unreadable_images}", skip_root=True)]
-CASES += [C(T, "--report-table", t) for t in (
-    "{T}/missing.csv", "{adir}", "{empty.csv}", "{nan.csv}", "{wrongcols.csv}", "{list.anb}", "{payload.anb}")]
-CASES += [  # outputs
-    C(T, "--out", "{fulldir}"), C(T, "--out", "{outfile}"), C(T, "--out", "{T}/" + "x" * 5000),
-    C(T, "--out", "{T}/a\x00b"), C(T, "--out", "{afile}/sub"),
+CASES += [
+    C(T, "--table", t)
+    for t in (
+        "{T}/missing.anb",
+        "{adir}",
+        "/dev/null",
+        "{fifo}",
+        "{empty.csv}",
+        "{header.csv}",
+        "{nan.csv}",
+        "{wrongcols.csv}",
+        "{badarch.csv}",
+        "{binary.csv}",
+        "{text.csv.gz}",
+        "{list.anb}",
+        "{dict.anb}",
+        "{tuplekeys.anb}",
+        "{empty.anb}",
+        "{payload.anb}",
+        "{text.anb}",
+        "{table.pkl}",
+        "{adir.csv}",
+        "{fifo.csv}",
+    )
 ]
-CASES += [C(T, "--resume", r) for r in (
-    "{T}/nowhere", "{afile}", "{emptydir}", "{fulldir}", "{run_noconfig}", "{run_badjson}", "{run_deepjson}",
-    "{run_listjson}", "{run_binjson}", "{run_configdir}", "{sweepdir}", "{run_kind_sweep}", "{run_config_list}",
-    "{run_nockpt}", "{run_ckptdir}", "{run_ckptfifo}", "{run_trunc}", "{run_empty_ckpt}", "{run_text_ckpt}", "{run_payload}",
-    "{run_pickle_payload}", "{run_list_ckpt}", "{run_foreign_ckpt}", "{run_nometa_ckpt}", "{run_policy_as_ckpt}",
-    "{run_edited}", "{run_unknown_knob}", "{run_nan_knob}", "{run_neg_knob}", "{run_str_knob}",
-    "{run_short_progress}")]
-CASES += [C(T, "--resume", "{run}", *flags) for flags in (
-    ["--lam", "0.5"], ["--iters", "7"], ["--policy", "lstm"], ["--seed", "3"], ["--rule", "nat"], ["--lam", "nan"])]
+CASES += [
+    C(T, "--table", "{unreadable.csv}", skip_root=True),
+    C(T, "--tag", "x" * 5000),
+    C(T, "--space", "darts", "--reward", "supernet", "--data", "{unreadable_images}", skip_root=True),
+]
+CASES += [
+    C(T, "--report-table", t)
+    for t in ("{T}/missing.csv", "{adir}", "{empty.csv}", "{nan.csv}", "{wrongcols.csv}", "{list.anb}", "{payload.anb}")
+]
+CASES += [  # outputs
+    C(T, "--out", "{fulldir}"),
+    C(T, "--out", "{outfile}"),
+    C(T, "--out", "{T}/" + "x" * 5000),
+    C(T, "--out", "{T}/a\x00b"),
+    C(T, "--out", "{afile}/sub"),
+]
+CASES += [
+    C(T, "--resume", r)
+    for r in (
+        "{T}/nowhere",
+        "{afile}",
+        "{emptydir}",
+        "{fulldir}",
+        "{run_noconfig}",
+        "{run_badjson}",
+        "{run_deepjson}",
+        "{run_listjson}",
+        "{run_binjson}",
+        "{run_configdir}",
+        "{sweepdir}",
+        "{run_kind_sweep}",
+        "{run_config_list}",
+        "{run_nockpt}",
+        "{run_ckptdir}",
+        "{run_ckptfifo}",
+        "{run_trunc}",
+        "{run_empty_ckpt}",
+        "{run_text_ckpt}",
+        "{run_payload}",
+        "{run_pickle_payload}",
+        "{run_list_ckpt}",
+        "{run_foreign_ckpt}",
+        "{run_nometa_ckpt}",
+        "{run_policy_as_ckpt}",
+        "{run_edited}",
+        "{run_unknown_knob}",
+        "{run_nan_knob}",
+        "{run_neg_knob}",
+        "{run_str_knob}",
+        "{run_short_progress}",
+    )
+]
+CASES += [
+    C(T, "--resume", "{run}", *flags)
+    for flags in (
+        ["--lam", "0.5"],
+        ["--iters", "7"],
+        ["--policy", "lstm"],
+        ["--seed", "3"],
+        ["--rule", "nat"],
+        ["--lam", "nan"],
+    )
+]
 
 T = "train_nat"
-CASES += [C(T, "--bogus"), C(T, "--iters", "nan"), C(T, "--iters", "１"), C(T, "--lam", "-1"),
-          C(T, "--rule", "natx"), C(T, "--space", "darts"), C(T, "--table", "{list.anb}"),
-          C(T, "--table", "{nan.csv}"), C(T, "--out", "{fulldir}"), C(T, "--resume", "{run_trunc}"),
-          C(T, "--resume", "{sweepdir}"), C(T, "--resume", "{run}", "--m", "4"),
-          C(T, "--resume", "{run_payload}")]
+CASES += [
+    C(T, "--bogus"),
+    C(T, "--iters", "nan"),
+    C(T, "--iters", "１"),
+    C(T, "--lam", "-1"),
+    C(T, "--rule", "natx"),
+    C(T, "--space", "darts"),
+    C(T, "--table", "{list.anb}"),
+    C(T, "--table", "{nan.csv}"),
+    C(T, "--out", "{fulldir}"),
+    C(T, "--resume", "{run_trunc}"),
+    C(T, "--resume", "{sweepdir}"),
+    C(T, "--resume", "{run}", "--m", "4"),
+    C(T, "--resume", "{run_payload}"),
+]
 
 # ---- derive --------------------------------------------------------------------------------------------------
 T = "derive"
-CASES += [C(T), C(T, "{run}"), C(T, "--bogus"), C(T, "{run}", NB201_ARCH, "--mode", "greedy"),
-          C(T, "{run}", NB201_ARCH, "--samples"), C(T, "{run}", NB201_ARCH, "--seed", "-1")]
-CASES += [C(T, "{run}", NB201_ARCH, "--samples", v) for v in ("0", "nan", "1e9", str(10 ** 9), "1.5", "１０", "-3")]
-CASES += [C(T, r, NB201_ARCH) for r in (
-    "{T}/nowhere", "{afile}", "{emptydir}", "{run_nopolicy}", "{run_policy_trunc}", "{run_policy_payload}",
-    "{run_policy_pickle}", "{run_policy_list}", "{run_policy_foreign}", "{run_policy_badcfg}", "{run_policy_dir}",
-    "{fifo}")]
-CASES += [C(T, "{run}", cell) for cell in (
-    "NO_SUCH_NET", "|nor_conv_9x9~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-    "|nor_conv_3x3~０|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-    "|nor_conv_3x3~0|", "|nor_conv_3x3~3|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-    "||", "Genotype(normal=[", "Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=range(2, 10**9))",
-    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=range(2, 1000000000), "
-    "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
-    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=range(2, 3, 0), "
-    "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
-    "Genotype(" + "[" * 5000 + "]" * 5000 + ")", "Genotype(normal=__import__('os').system('touch PWNED'))",
-    "DARTS_V2", "{cycle.json}", "{deep.json}", "{deepobj.json}", "{huge.json}", "{list.json}", "{string.json}",
-    "{malformed.json}", "{badutf8.json}", "{badop.json}", "{nan.json}", "{bigconcat.json}", "{nb201bad.json}",
-    "{format.json}", "{farnode.json}", "{boolnode.json}", "{T}/missing.json", "{adir.json}", "{fifo.json}", "",
-    "   ", "x" * 5000, "a\x00b", "{T}/" + "y" * 5000 + ".json")]
-CASES += [C(T, "{run}", NB201_ARCH, "--table", t) for t in ("{T}/missing.anb", "{adir}", "{empty.csv}",
-                                                            "{list.anb}", "{payload.anb}", "/dev/null", "{nan.csv}")]
+CASES += [
+    C(T),
+    C(T, "{run}"),
+    C(T, "--bogus"),
+    C(T, "{run}", NB201_ARCH, "--mode", "greedy"),
+    C(T, "{run}", NB201_ARCH, "--samples"),
+    C(T, "{run}", NB201_ARCH, "--seed", "-1"),
+]
+CASES += [C(T, "{run}", NB201_ARCH, "--samples", v) for v in ("0", "nan", "1e9", str(10**9), "1.5", "１０", "-3")]
+CASES += [
+    C(T, r, NB201_ARCH)
+    for r in (
+        "{T}/nowhere",
+        "{afile}",
+        "{emptydir}",
+        "{run_nopolicy}",
+        "{run_policy_trunc}",
+        "{run_policy_payload}",
+        "{run_policy_pickle}",
+        "{run_policy_list}",
+        "{run_policy_foreign}",
+        "{run_policy_badcfg}",
+        "{run_policy_dir}",
+        "{fifo}",
+    )
+]
+CASES += [
+    C(T, "{run}", cell)
+    for cell in (
+        "NO_SUCH_NET",
+        "|nor_conv_9x9~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "|nor_conv_3x3~０|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "|nor_conv_3x3~0|",
+        "|nor_conv_3x3~3|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "||",
+        "Genotype(normal=[",
+        "Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=range(2, 10**9))",
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=range(2, 1000000000), "
+        "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=range(2, 3, 0), "
+        "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
+        "Genotype(" + "[" * 5000 + "]" * 5000 + ")",
+        "Genotype(normal=__import__('os').system('touch PWNED'))",
+        "DARTS_V2",
+        "{cycle.json}",
+        "{deep.json}",
+        "{deepobj.json}",
+        "{huge.json}",
+        "{list.json}",
+        "{string.json}",
+        "{malformed.json}",
+        "{badutf8.json}",
+        "{badop.json}",
+        "{nan.json}",
+        "{bigconcat.json}",
+        "{nb201bad.json}",
+        "{format.json}",
+        "{farnode.json}",
+        "{boolnode.json}",
+        "{T}/missing.json",
+        "{adir.json}",
+        "{fifo.json}",
+        "",
+        "   ",
+        "x" * 5000,
+        "a\x00b",
+        "{T}/" + "y" * 5000 + ".json",
+    )
+]
+CASES += [
+    C(T, "{run}", NB201_ARCH, "--table", t)
+    for t in ("{T}/missing.anb", "{adir}", "{empty.csv}", "{list.anb}", "{payload.anb}", "/dev/null", "{nan.csv}")
+]
 CASES += [C(T, "{run}", "{unreadable.json}", skip_root=True)]
 CASES += [C(T, "{run}", *[NB201_ARCH] * 10_001, id="derive:10001 cells")]
 CASES += [  # outputs: nothing overwritten unasked
-    C(T, "{run}", NB201_ARCH, "--out", "{run}/results.json"), C(T, "{run}", NB201_ARCH, "--out", "{run}/config.json"),
+    C(T, "{run}", NB201_ARCH, "--out", "{run}/results.json"),
+    C(T, "{run}", NB201_ARCH, "--out", "{run}/config.json"),
     C(T, "{run}", NB201_ARCH, "--out", "{T}/missing/parent/out.json"),
-    C(T, "{run}", NB201_ARCH, "--out", "{outfile}"), C(T, "{run}", NB201_ARCH, "--out", "{adir.json}"),
+    C(T, "{run}", NB201_ARCH, "--out", "{outfile}"),
+    C(T, "{run}", NB201_ARCH, "--out", "{adir.json}"),
     C(T, "{run}", NB201_ARCH, "--out", "{derived_full}"),
 ]
 
 # ---- sweep ---------------------------------------------------------------------------------------------------
 T = "sweep"
-CASES += [C(T, "--bogus"), C(T, "--seeds"), C(T, "--ablations", "depth"), C(T, "--rules", "natx"),
-          C(T, "--scheduler", "pbt"), C(T, "--reward", "supernet"), C(T, "--reward", "nb2011")]
-CASES += [C(T, "--seeds", v) for v in ("0", str(10 ** 6), "nan", "1.5", "１")]
-CASES += [C(T, flag, v) for flag, v in [("--iters", "0"), ("--iters", "inf"), ("--m", "-1"), ("--n", "0"),
-                                        ("--max-concurrent", "-1"), ("--best-of", "1e30")]]
-CASES += [C(T, "--ablations", "lam", "--values", *vals) for vals in (
-    ["0.1", "abc"], ["nan"], ["-1"], ["inf"], ["1e400"])]
-CASES += [C(T, "--ablations", "lam", "--values", "0.1", "１", xfail="natrl/runs/sweep.py grid_points: float('１') "
-            "reads a non-ASCII digit as 1.0, so the value is accepted and the sweep starts Ray")]
-CASES += [C(T, "--ablations", "lam", "gcn_layers", "--values", "0.1"), C(T, "--values", "0.1"),
-          C(T, "--ablations", "gcn_layers", "--values", "1.5"), C(T, "--ablations", "policy", "--values", "mlp"),
-          C(T, "--ablations", "lam", "--values", *["0.1"] * 10_000, id="sweep:10000 values")]
-CASES += [C(T, "--table", t) for t in ("{T}/missing.anb", "{adir}", "{empty.csv}", "{list.anb}", "{payload.anb}",
-                                       "{fifo}")]
-CASES += [C(T, "--report-table", "{nan.csv}"), C(T, "--report-table", "{wrongcols.csv}"),
-          C(T, "--reward", "supernet", "--data", "{T}/nothing"), C(T, "--reward", "supernet", "--data", "{text.tar.gz}"),
-          C(T, "--reward", "supernet", "--data", "{cache_data}", match="(delete|rebuild|remove)"),
-          C(T, "--out", "{fulldir}"), C(T, "--out", "{outfile}"), C(T, "--out", "{afile}/sub"),
-          C(T, "--resume", "{T}/nowhere"), C(T, "--resume", "{afile}"), C(T, "--resume", "{run}"),
-          C(T, "--resume", "{sweepdir_strvalues}"), C(T, "--resume", "{sweepdir_nan}"),
-          C(T, "--resume", "{sweepdir_notune}"),
-          C(T, "--resume", "{emptydir}"), C(T, "--resume", "{sweepdir}", "--seeds", "5"),
-          C(T, "--resume", "{sweepdir}", "--ablations", "m")]
+CASES += [
+    C(T, "--bogus"),
+    C(T, "--seeds"),
+    C(T, "--ablations", "depth"),
+    C(T, "--rules", "natx"),
+    C(T, "--scheduler", "pbt"),
+    C(T, "--reward", "supernet"),
+    C(T, "--reward", "nb2011"),
+]
+CASES += [C(T, "--seeds", v) for v in ("0", str(10**6), "nan", "1.5", "１")]
+CASES += [
+    C(T, flag, v)
+    for flag, v in [
+        ("--iters", "0"),
+        ("--iters", "inf"),
+        ("--m", "-1"),
+        ("--n", "0"),
+        ("--max-concurrent", "-1"),
+        ("--best-of", "1e30"),
+    ]
+]
+CASES += [
+    C(T, "--ablations", "lam", "--values", *vals) for vals in (["0.1", "abc"], ["nan"], ["-1"], ["inf"], ["1e400"])
+]
+CASES += [
+    C(
+        T,
+        "--ablations",
+        "lam",
+        "--values",
+        "0.1",
+        "１",
+        xfail="natrl/runs/sweep.py grid_points: float('１') "
+        "reads a non-ASCII digit as 1.0, so the value is accepted and the sweep starts Ray",
+    )
+]
+CASES += [
+    C(T, "--ablations", "lam", "gcn_layers", "--values", "0.1"),
+    C(T, "--values", "0.1"),
+    C(T, "--ablations", "gcn_layers", "--values", "1.5"),
+    C(T, "--ablations", "policy", "--values", "mlp"),
+    C(T, "--ablations", "lam", "--values", *["0.1"] * 10_000, id="sweep:10000 values"),
+]
+CASES += [
+    C(T, "--table", t) for t in ("{T}/missing.anb", "{adir}", "{empty.csv}", "{list.anb}", "{payload.anb}", "{fifo}")
+]
+CASES += [
+    C(T, "--report-table", "{nan.csv}"),
+    C(T, "--report-table", "{wrongcols.csv}"),
+    C(T, "--reward", "supernet", "--data", "{T}/nothing"),
+    C(T, "--reward", "supernet", "--data", "{text.tar.gz}"),
+    C(T, "--reward", "supernet", "--data", "{cache_data}", match="(delete|rebuild|remove)"),
+    C(T, "--out", "{fulldir}"),
+    C(T, "--out", "{outfile}"),
+    C(T, "--out", "{afile}/sub"),
+    C(T, "--resume", "{T}/nowhere"),
+    C(T, "--resume", "{afile}"),
+    C(T, "--resume", "{run}"),
+    C(T, "--resume", "{sweepdir_strvalues}"),
+    C(T, "--resume", "{sweepdir_nan}"),
+    C(T, "--resume", "{sweepdir_notune}"),
+    C(T, "--resume", "{emptydir}"),
+    C(T, "--resume", "{sweepdir}", "--seeds", "5"),
+    C(T, "--resume", "{sweepdir}", "--ablations", "m"),
+]
 
 # ---- search_itnas ---------------------------------------------------------------------------------------------
 T = "search_itnas"
-ITNAS_ORDER = ("natrl/runs/itnas.py search(): load_cifar10 decodes --data and writes its cache under $NATRL_CACHE "
-               "before load_tables reads and refuses the bad table")
-CASES += [C(T), C(T, "--bogus"), C(T, "--data"), C(T, "--data", "{T}/missing"), C(T, "--data", "{text.tar.gz}"),
-          C(T, "--data", "{afile}"), C(T, "--data", "{nonimage}"),
-          C(T, "--data", "{cache_data}", match="(delete|rebuild|remove)"),
-          C(T, "--data", "{images}", "--variant", "enas"), C(T, "--data", "{images}", "--variants", "itnas", "itnas"),
-          C(T, "--data", "{images}", "--space", "darts", "--table", "{nan.csv}"),
-          C(T, "--data", "{images}", "--space", "nb201", "--table", "{list.anb}", xfail=ITNAS_ORDER),
-          C(T, "--data", "{images}", "--space", "nb201", "--report-table", "{empty.csv}", xfail=ITNAS_ORDER),
-          C(T, "--data", "{images}", "--space", "nb201", "--table", "{T}/missing.anb", xfail=ITNAS_ORDER),
-          C(T, "--data", "{images}", "--out", "{afile}/sub"),
-          C(T, "--data", "{images}", "--num-gpus", "2"), C(T, "--data", "{images}", "--out", "{fulldir}"),
-          C(T, "--data", "{images}", "--out", "{outfile}"),
-          C(T, "--resume", "{T}/nowhere"), C(T, "--resume", "{run}"), C(T, "--resume", "{sweepdir}"),
-          C(T, "--resume", "{afile}"), C(T, "--resume", "{run_trunc}"), C(T, "--resume", "{run_noconfig}")]
-CASES += [C(T, "--data", "{images}", flag, v) for flag, v in [
-    ("--channels", "0"), ("--epochs", "nan"), ("--layers", "1e30"), ("--batch-size", "1.5"), ("--seed", "-1"),
-    ("--steps-per-epoch", "-1"), ("--seeds", "０")]]
+ITNAS_ORDER = (
+    "natrl/runs/itnas.py search(): load_cifar10 decodes --data and writes its cache under $NATRL_CACHE "
+    "before load_tables reads and refuses the bad table"
+)
+CASES += [
+    C(T),
+    C(T, "--bogus"),
+    C(T, "--data"),
+    C(T, "--data", "{T}/missing"),
+    C(T, "--data", "{text.tar.gz}"),
+    C(T, "--data", "{afile}"),
+    C(T, "--data", "{nonimage}"),
+    C(T, "--data", "{cache_data}", match="(delete|rebuild|remove)"),
+    C(T, "--data", "{images}", "--variant", "enas"),
+    C(T, "--data", "{images}", "--variants", "itnas", "itnas"),
+    C(T, "--data", "{images}", "--space", "darts", "--table", "{nan.csv}"),
+    C(T, "--data", "{images}", "--space", "nb201", "--table", "{list.anb}", xfail=ITNAS_ORDER),
+    C(T, "--data", "{images}", "--space", "nb201", "--report-table", "{empty.csv}", xfail=ITNAS_ORDER),
+    C(T, "--data", "{images}", "--space", "nb201", "--table", "{T}/missing.anb", xfail=ITNAS_ORDER),
+    C(T, "--data", "{images}", "--out", "{afile}/sub"),
+    C(T, "--data", "{images}", "--num-gpus", "2"),
+    C(T, "--data", "{images}", "--out", "{fulldir}"),
+    C(T, "--data", "{images}", "--out", "{outfile}"),
+    C(T, "--resume", "{T}/nowhere"),
+    C(T, "--resume", "{run}"),
+    C(T, "--resume", "{sweepdir}"),
+    C(T, "--resume", "{afile}"),
+    C(T, "--resume", "{run_trunc}"),
+    C(T, "--resume", "{run_noconfig}"),
+]
+CASES += [
+    C(T, "--data", "{images}", flag, v)
+    for flag, v in [
+        ("--channels", "0"),
+        ("--epochs", "nan"),
+        ("--layers", "1e30"),
+        ("--batch-size", "1.5"),
+        ("--seed", "-1"),
+        ("--steps-per-epoch", "-1"),
+        ("--seeds", "０"),
+    ]
+]
 
 # ---- train_eval ----------------------------------------------------------------------------------------------
 T = "train_eval"
-CASES += [C(T), C(T, "--bogus"), C(T, "--arch"), C(T, "--data", "{T}/missing"),
-          C(T, "--data", "{text.tar.gz}"), C(T, "--data", "{cache_data}", match="(delete|rebuild|remove)"),
-          C(T, "--data", "{images}", "--dataset", "svhn"), C(T, "--data", "{images}", "--num-gpus", "3"),
-          C(T, "--data", "{images}", "--out", "{fulldir}"), C(T, "--data", "{images}", "--out", "{outfile}"),
-          C(T, "--resume", "{T}/nowhere"), C(T, "--resume", "{run}"), C(T, "--resume", "{afile}")]
-CASES += [C(T, "--data", "{images}", "--arch", a) for a in (
-    "NO_SUCH_NET", "|nor_conv_3x3~０|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-    "Genotype(normal=[", "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=range(2, 10**9), "
-    "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
-    "{cycle.json}", "{deep.json}", "{list.json}", "{huge.json}", "{adir.json}", "{T}/missing.json")]
-CASES += [C(T, "--data", "{images}", flag, v) for flag, v in [
-    ("--epochs", "0"), ("--lr", "nan"), ("--lr", "0"), ("--batch-size", "1"), ("--drop-path", "1"),
-    ("--weight-decay", "-1"), ("--channels", "１６"), ("--grad-clip", "inf"), ("--layers", "1.5")]]
+CASES += [
+    C(T),
+    C(T, "--bogus"),
+    C(T, "--arch"),
+    C(T, "--data", "{T}/missing"),
+    C(T, "--data", "{text.tar.gz}"),
+    C(T, "--data", "{cache_data}", match="(delete|rebuild|remove)"),
+    C(T, "--data", "{images}", "--dataset", "svhn"),
+    C(T, "--data", "{images}", "--num-gpus", "3"),
+    C(T, "--data", "{images}", "--out", "{fulldir}"),
+    C(T, "--data", "{images}", "--out", "{outfile}"),
+    C(T, "--resume", "{T}/nowhere"),
+    C(T, "--resume", "{run}"),
+    C(T, "--resume", "{afile}"),
+]
+CASES += [
+    C(T, "--data", "{images}", "--arch", a)
+    for a in (
+        "NO_SUCH_NET",
+        "|nor_conv_3x3~０|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "Genotype(normal=[",
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=range(2, 10**9), "
+        "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
+        "{cycle.json}",
+        "{deep.json}",
+        "{list.json}",
+        "{huge.json}",
+        "{adir.json}",
+        "{T}/missing.json",
+    )
+]
+CASES += [
+    C(T, "--data", "{images}", flag, v)
+    for flag, v in [
+        ("--epochs", "0"),
+        ("--lr", "nan"),
+        ("--lr", "0"),
+        ("--batch-size", "1"),
+        ("--drop-path", "1"),
+        ("--weight-decay", "-1"),
+        ("--channels", "１６"),
+        ("--grad-clip", "inf"),
+        ("--layers", "1.5"),
+    ]
+]
 
 # ---- analysis ------------------------------------------------------------------------------------------------
 T = "arch_info"
-CASES += [C(T), C(T, "--bogus"), C(T, "--dataset", "mnist"), C(T, "--transitions", "foo"),
-          C(T, "DARTS_V2", "--plot", "{plot.png}"), C(T, "DARTS_V2", "--plot", "{T}/x.bmp"),
-          C(T, "DARTS_V2", "--plot", "{T}/missing/x.png"), C(T, "DARTS_V2", "--plot", "{adir}")]
-CASES += [C(T, a) for a in (
-    "NO_SUCH_NET", "|nor_conv_9x9~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-    "|nor_conv_3x3~０|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-    "Genotype(normal=[", "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=range(2, 10**9), "
-    "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
-    "{cycle.json}", "{deep.json}", "{list.json}", "{huge.json}", "{malformed.json}", "{adir.json}", "{fifo.json}",
-    "{bigconcat.json}", "{T}/missing.json")]
+CASES += [
+    C(T),
+    C(T, "--bogus"),
+    C(T, "--dataset", "mnist"),
+    C(T, "--transitions", "foo"),
+    C(T, "DARTS_V2", "--plot", "{plot.png}"),
+    C(T, "DARTS_V2", "--plot", "{T}/x.bmp"),
+    C(T, "DARTS_V2", "--plot", "{T}/missing/x.png"),
+    C(T, "DARTS_V2", "--plot", "{adir}"),
+]
+CASES += [
+    C(T, a)
+    for a in (
+        "NO_SUCH_NET",
+        "|nor_conv_9x9~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "|nor_conv_3x3~０|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "Genotype(normal=[",
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal_concat=range(2, 10**9), "
+        "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])",
+        "{cycle.json}",
+        "{deep.json}",
+        "{list.json}",
+        "{huge.json}",
+        "{malformed.json}",
+        "{adir.json}",
+        "{fifo.json}",
+        "{bigconcat.json}",
+        "{T}/missing.json",
+    )
+]
 
 T = "cost_table"
 CASES += [C(T, "--bogus"), C(T, "--out", "{outfile}"), C(T, "--out", "{tables_full}"), C(T, "--out")]
 T = "quoted"
 CASES += [C(T, "--table", "2"), C(T, "--table", "x"), C(T, "--table", "nan"), C(T, "--bogus")]
 T = "fig5_cells"
-CASES += [C(T, "--bogus"), C(T, "--rows", "NO_SUCH_NET"), C(T, "--rows", "DARTS_V2 {cycle.json}"),
-          C(T, "--rows", " "), C(T, "--nb201", "{run}"), C(T, "--nb201", "{T}/a", "{T}/b"),
-          C(T, "--inputs", "0"), C(T, "--inputs", "nan"), C(T, "--out", "{outfile}"),
-          C(T, "--out", "{tables_full}"), C(T, "--rows", "DARTS_V2", "--nb201", "{run}", "{run}")]
+CASES += [
+    C(T, "--bogus"),
+    C(T, "--rows", "NO_SUCH_NET"),
+    C(T, "--rows", "DARTS_V2 {cycle.json}"),
+    C(T, "--rows", " "),
+    C(T, "--nb201", "{run}"),
+    C(T, "--nb201", "{T}/a", "{T}/b"),
+    C(T, "--inputs", "0"),
+    C(T, "--inputs", "nan"),
+    C(T, "--out", "{outfile}"),
+    C(T, "--out", "{tables_full}"),
+    C(T, "--rows", "DARTS_V2", "--nb201", "{run}", "{run}"),
+]
 for T in ("fig7_ablations", "table5_mn", "nat_table3_learners", "table4_random"):
-    CASES += [C(T), C(T, "--bogus"), C(T, "{T}/nowhere"), C(T, "{afile}"), C(T, "{emptydir}"),
-              C(T, "{sweepdir}", "--out", "{outfile}")]
+    CASES += [
+        C(T),
+        C(T, "--bogus"),
+        C(T, "{T}/nowhere"),
+        C(T, "{afile}"),
+        C(T, "{emptydir}"),
+        C(T, "{sweepdir}", "--out", "{outfile}"),
+    ]
 T = "table4_random"
-CASES += [C(T, "{emptydir}", "--inputs", "0"), C(T, "{emptydir}", "--seed", "-1"),
-          C(T, "{emptydir}", "--inputs", "nan")]
+CASES += [
+    C(T, "{emptydir}", "--inputs", "0"),
+    C(T, "{emptydir}", "--seed", "-1"),
+    C(T, "{emptydir}", "--inputs", "nan"),
+]
 T = "table_models"
-CASES += [C(T), C(T, "{emptydir}"), C(T, "{emptydir}", "--table", "2"), C(T, "{T}/nowhere", "--table", "1"),
-          C(T, "{afile}", "--table", "3"), C(T, "--bogus")]
+CASES += [
+    C(T),
+    C(T, "{emptydir}"),
+    C(T, "{emptydir}", "--table", "2"),
+    C(T, "{T}/nowhere", "--table", "1"),
+    C(T, "{afile}", "--table", "3"),
+    C(T, "--bogus"),
+]
 
 
 # ---- the runner ------------------------------------------------------------------------------------------------
@@ -651,8 +1058,9 @@ def test_bad_input(script, argv, skip_root, match, tmp_path, capsys, monkeypatch
             f.write(f"{script} {' '.join(argv)[:150]!r}\n    {err.strip()[:600]}\n")
     assert len(lines) == 1, err[-2000:]
     assert not (case / MARKER).exists() and not (case.parent / MARKER).exists(), "a payload ran"
-    assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
-                             if before.get(k) != after.get(k)}
+    assert after == before, {
+        k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)
+    }
     if match:
         assert re.search(match, lines[0]), lines[0]
     assert elapsed < LIMIT_S, f"refusing took {elapsed:.1f}s"

@@ -4,6 +4,7 @@ Tolerance: the papers print params to 0.1M and MAdds to 1M, so rounding alone mo
 2.5M params; we accept 2.5% relative difference on both. Rows that no setting of our evaluation network
 reproduces are listed in MISMATCHED with the reason (README, "What the costs count").
 """
+
 import pytest
 import torch
 
@@ -17,7 +18,7 @@ TOL = 0.025
 # (name, dataset): why the published row is not our count of that cell in the papers' common network.
 MISMATCHED = {
     ("DARTS_V2", "imagenet"): "574M is quoted from the DARTS paper; the NAT authors' own rows (NAT 441M, NAT++ 413M) "
-                              "match our count, and our DARTS count is 530M",
+    "match our count, and our DARTS count is 530M",
     ("DARTS", "imagenet"): "same genotype and row as DARTS_V2",
     ("ENAS", "cifar10"): "4.6M/804M is quoted from the ENAS paper's network; NATv2_ENAS in the same table matches ours",
     ("NAT_ENAS", "cifar10"): "copied from the ENAS row (NAT keeps ENAS' costs); our count equals our ENAS count",
@@ -35,8 +36,15 @@ CHECKED = [(name, ds) for name in zoo.names() for ds in zoo.entry(name).publishe
 
 
 def test_checked_rows_cover_the_papers_darts_family():
-    assert {("DARTS_V2", "cifar10"), ("NAT_DARTS", "cifar10"), ("NATv2_DARTS", "cifar10"), ("NAT_DARTS", "imagenet"),
-            ("NATv2_DARTS", "imagenet"), ("ENAS", "imagenet"), ("NATv2_ENAS", "cifar10")} <= set(CHECKED)
+    assert {
+        ("DARTS_V2", "cifar10"),
+        ("NAT_DARTS", "cifar10"),
+        ("NATv2_DARTS", "cifar10"),
+        ("NAT_DARTS", "imagenet"),
+        ("NATv2_DARTS", "imagenet"),
+        ("ENAS", "imagenet"),
+        ("NATv2_ENAS", "cifar10"),
+    } <= set(CHECKED)
 
 
 @pytest.mark.parametrize("name,dataset", CHECKED)
@@ -59,11 +67,18 @@ def test_darts_exact_count():
     assert cost.params == 3349342 and round(cost.madds_m, 1) == 528.4
 
 
-@pytest.mark.parametrize("arch,params_m,madds_m", [
-    # NAS-Bench-201's published extremes: every edge conv3x3, and every edge none.
-    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|", 1.5317, 220.11),
-    ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", 0.0734, 7.78),
-])
+@pytest.mark.parametrize(
+    "arch,params_m,madds_m",
+    [
+        # NAS-Bench-201's published extremes: every edge conv3x3, and every edge none.
+        (
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+            1.5317,
+            220.11,
+        ),
+        ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", 0.0734, 7.78),
+    ],
+)
 def test_nb201_costs(arch, params_m, madds_m):
     cost = genotype_cost(from_arch_str(arch), "cifar10")
     assert cost.params_m == pytest.approx(params_m, rel=0.002)
@@ -99,7 +114,11 @@ def test_forward_backward_small(name, dataset):
 
 
 def test_nb201_network_forward():
-    net = build_network(from_arch_str(
-        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"), "cifar10")
+    net = build_network(
+        from_arch_str(
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+        ),
+        "cifar10",
+    )
     logits, _ = net(torch.randn(2, 3, 32, 32))
     assert logits.shape == (2, 10)

@@ -1,4 +1,5 @@
 """CIFAR-10 reading in every layout (on small data the tests make), caching, errors, the split, device batches."""
+
 import pickle
 import re
 import tarfile
@@ -80,11 +81,14 @@ def test_jpeg_images(tmp_path, cache):
     assert load_cifar10(tmp_path, cache=False)["test_x"].shape == (6, 32, 32, 3)
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda p: None, "no CIFAR-10 data at"),
-    (lambda p: (p / "train").mkdir(parents=True) or (p / "test").mkdir(), "has no train/<class>/*.jpg"),
-    (lambda p: p.mkdir() or (p / "data_batch_1").write_bytes(b"garbage"), "is not a CIFAR-10 python batch"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda p: None, "no CIFAR-10 data at"),
+        (lambda p: (p / "train").mkdir(parents=True) or (p / "test").mkdir(), "has no train/<class>/*.jpg"),
+        (lambda p: p.mkdir() or (p / "data_batch_1").write_bytes(b"garbage"), "is not a CIFAR-10 python batch"),
+    ],
+)
 def test_missing_or_wrong_data(tmp_path, cache, make, message):
     root = tmp_path / "data"
     make(root)
@@ -97,6 +101,7 @@ def test_restricted_unpickler(tmp_path, cache):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": Evil()}))
@@ -131,14 +136,17 @@ def test_device_batches_validation_is_plain():
 def test_device_batches_augmentation_is_a_crop_or_flip_of_the_image():
     x, y = _images(64, 1)
     b = DeviceBatches(x, y, batch_size=64, augment=True, seed=0)
-    (xa, ya), = list(b.batches(shuffle=False))
+    ((xa, ya),) = list(b.batches(shuffle=False))
     img = torch.as_tensor(x).permute(0, 3, 1, 2).float() / 255
     aug = xa * b.std + b.mean
     padded = torch.nn.functional.pad(img, (4, 4, 4, 4))
     for i in range(8):  # every augmented image is some 32x32 window of the padded image, maybe mirrored
-        found = any(torch.allclose(aug[i], w, atol=1e-5)
-                    for oy in range(9) for ox in range(9)
-                    for w in (padded[i, :, oy:oy + 32, ox:ox + 32], padded[i, :, oy:oy + 32, ox:ox + 32].flip(-1)))
+        found = any(
+            torch.allclose(aug[i], w, atol=1e-5)
+            for oy in range(9)
+            for ox in range(9)
+            for w in (padded[i, :, oy : oy + 32, ox : ox + 32], padded[i, :, oy : oy + 32, ox : ox + 32].flip(-1))
+        )
         assert found
     b2 = DeviceBatches(x, y, batch_size=64, augment=True, seed=0)
     torch.testing.assert_close(next(b2.batches(shuffle=False))[0], xa)  # seeded: reproducible
@@ -150,7 +158,7 @@ def test_cutout_zeroes_a_square():
 
     def blank_pixels(cutout):
         b = DeviceBatches(x, np.zeros(4, dtype=np.int64), batch_size=4, augment=True, cutout=cutout, seed=0)
-        (xa, _), = list(b.batches(shuffle=False))
+        ((xa, _),) = list(b.batches(shuffle=False))
         return ((xa * b.std + b.mean).abs() < 1e-5).all(1).sum((1, 2))  # zeros from padding (and cutout)
 
     extra = blank_pixels(8) - blank_pixels(0)
@@ -165,8 +173,14 @@ def test_cifar100_pickle_layout_and_class_folders(tmp_path, cache):
         rng = np.random.default_rng(i)
         x, y = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8), rng.integers(0, 100, 6)
         with open(folder / name, "wb") as f:
-            pickle.dump({b"data": x.transpose(0, 3, 1, 2).reshape(6, -1), b"fine_labels": y.tolist(),
-                         b"coarse_labels": (y // 5).tolist()}, f)
+            pickle.dump(
+                {
+                    b"data": x.transpose(0, 3, 1, 2).reshape(6, -1),
+                    b"fine_labels": y.tolist(),
+                    b"coarse_labels": (y // 5).tolist(),
+                },
+                f,
+            )
         arrays[name] = (x, y)
     d = load_cifar10(tmp_path / "c100", dataset="cifar100")
     np.testing.assert_array_equal(d["train_x"], arrays["train"][0])

@@ -1,4 +1,5 @@
 """The NB201 tabular reward, the one-step MDP and the Binary-Masked Softmax policy (no Ray needed)."""
+
 import pickle
 
 import gymnasium
@@ -145,8 +146,11 @@ def test_bmsoftmax_zero_probability_on_every_natpp_op(rule):
 @pytest.mark.parametrize("rule", ["natpp", "nat"])
 def test_policy_respects_mask_for_every_op(encoder, rule):
     space = make_space("nb201", rule=rule)
-    module = TransitionPolicy(observation_space=space.observation_space(), action_space=space.action_space(),
-                              model_config={"encoder": encoder, "hidden": 16, "gcn_layers": 2})
+    module = TransitionPolicy(
+        observation_space=space.observation_space(),
+        action_space=space.action_space(),
+        model_config={"encoder": encoder, "hidden": 16, "gcn_layers": 2},
+    )
     betas = NB201_CELLS[::7]  # 2233 cells: every op on every edge
     obs = {k: torch.as_tensor(v) for k, v in space.observe_batch(betas).items()}
     probs = module.distribution(obs).probs().detach()
@@ -160,8 +164,11 @@ def test_gcn_logits_depend_on_the_edges_own_op():
     """The released code's flaw: an edge's logits ignored its own op. Changing one edge's op must change them."""
     space = make_space("nb201")
     torch.manual_seed(0)
-    module = TransitionPolicy(observation_space=space.observation_space(), action_space=space.action_space(),
-                              model_config={"encoder": "gcn", "hidden": 16, "gcn_layers": 2})
+    module = TransitionPolicy(
+        observation_space=space.observation_space(),
+        action_space=space.action_space(),
+        model_config={"encoder": "gcn", "hidden": 16, "gcn_layers": 2},
+    )
     a = space.encode_genotype(from_arch_str(ALL_CONV))
     b = a.copy()
     b[5] = 4  # edge (2,3): conv3x3 -> avg_pool

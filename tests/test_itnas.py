@@ -1,4 +1,5 @@
 """ITNAS: constraints of P and beta, gradients, the Gumbel schedule, TIEP on a hand-worked example, the search."""
+
 import json
 
 import numpy as np
@@ -31,10 +32,13 @@ def test_transition_matrices_row_stochastic_and_attention_sums_to_one():
 def test_gradients_reach_alpha_P_and_beta():
     from natrl.itnas.search import DartsSearchNetwork, NB201SearchNetwork
     from natrl.ops import NB201_OPS
+
     torch.manual_seed(0)
     x, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
-    for net, graph, ops, kinds in ((DartsSearchNetwork(ITNAS_OPS, 2, 3), DARTS_GRAPH, ITNAS_OPS, ("normal", "reduce")),
-                                   (NB201SearchNetwork(NB201_OPS, 2, 1), NB201_GRAPH, NB201_OPS, ("normal",))):
+    for net, graph, ops, kinds in (
+        (DartsSearchNetwork(ITNAS_OPS, 2, 3), DARTS_GRAPH, ITNAS_OPS, ("normal", "reduce")),
+        (NB201SearchNetwork(NB201_OPS, 2, 1), NB201_GRAPH, NB201_OPS, ("normal",)),
+    ):
         arch = {k: ArchitectureWeights(graph, len(ops), transition=True) for k in kinds}
         Z = {k: a.weights(tau=5.0, gumbel=True, generator=torch.Generator().manual_seed(0)) for k, a in arch.items()}
         torch.nn.functional.cross_entropy(net(x, Z), y).backward()
@@ -60,6 +64,7 @@ def test_gumbel_annealing_schedule():
     assert sharp > 0.95 and soft < 0.4
     # the search reads the schedule per epoch
     from natrl.itnas.search import ITNASSearch, SearchSettings
+
     data = {"train_x": np.zeros((8, 32, 32, 3), np.uint8), "train_y": np.arange(8) % 10}
     s = ITNASSearch(SearchSettings(space="nb201", channels=2, layers=1, epochs=3, batch_size=4), data)
     seen = []
@@ -72,10 +77,24 @@ def _hand_example(K=3):
     """alpha, P and beta set by hand (see test_tiep_on_a_hand_worked_example)."""
     arch = ArchitectureWeights(DARTS_GRAPH, K, transition=True)
     edges = DARTS_GRAPH.edges
-    outer = {(0, 2): [.8, .1, .1], (1, 2): [.1, .8, .1], (0, 3): [.2, .1, .7], (1, 3): [.4, .3, .3],
-             (0, 4): [.5, .25, .25], (1, 4): [.3, .3, .4], (0, 5): [.9, .05, .05], (1, 5): [.2, .2, .6]}
-    beta = {(2, 3): [.75, .25], (2, 4): [.4, .6], (3, 4): [.35, .5, .15], (2, 5): [.5, .5], (3, 5): [.1, .1, .8],
-            (4, 5): [.25, .25, .25, .25]}  # over the predecessors (0,i), (1,i), (2,i), ... in that order
+    outer = {
+        (0, 2): [0.8, 0.1, 0.1],
+        (1, 2): [0.1, 0.8, 0.1],
+        (0, 3): [0.2, 0.1, 0.7],
+        (1, 3): [0.4, 0.3, 0.3],
+        (0, 4): [0.5, 0.25, 0.25],
+        (1, 4): [0.3, 0.3, 0.4],
+        (0, 5): [0.9, 0.05, 0.05],
+        (1, 5): [0.2, 0.2, 0.6],
+    }
+    beta = {
+        (2, 3): [0.75, 0.25],
+        (2, 4): [0.4, 0.6],
+        (3, 4): [0.35, 0.5, 0.15],
+        (2, 5): [0.5, 0.5],
+        (3, 5): [0.1, 0.1, 0.8],
+        (4, 5): [0.25, 0.25, 0.25, 0.25],
+    }  # over the predecessors (0,i), (1,i), (2,i), ... in that order
     with torch.no_grad():
         for r, e in enumerate(arch.free_edges):
             arch.alpha[r] = torch.log(torch.tensor(outer[edges[e]]))
@@ -100,10 +119,18 @@ def test_tiep_on_a_hand_worked_example():
     (0,4) a and (2,4) b."""
     arch = _hand_example()
     ops = ("a", "b", "c")
-    assert tiep_cell(arch, ops) == [("a", 0, 2), ("b", 1, 2), ("c", 0, 3), ("a", 2, 3), ("b", 2, 4), ("c", 3, 4),
-                                    ("a", 0, 5), ("a", 3, 5)]
+    assert tiep_cell(arch, ops) == [
+        ("a", 0, 2),
+        ("b", 1, 2),
+        ("c", 0, 3),
+        ("a", 2, 3),
+        ("b", 2, 4),
+        ("c", 3, 4),
+        ("a", 0, 5),
+        ("a", 3, 5),
+    ]
     Z = arch.probabilities()
-    torch.testing.assert_close(Z[DARTS_GRAPH.edges.index((3, 4))], torch.tensor([.36375, .22625, .41]))
+    torch.testing.assert_close(Z[DARTS_GRAPH.edges.index((3, 4))], torch.tensor([0.36375, 0.22625, 0.41]))
     soft = top_k_cell(Z, DARTS_GRAPH, ops)
     assert [e for e in soft if e[2] == 4] == [("a", 0, 4), ("b", 2, 4)]
     with pytest.raises(ValueError, match="needs transition learning"):
@@ -113,6 +140,7 @@ def test_tiep_on_a_hand_worked_example():
 def test_nb201_tiep_keeps_every_edge():
     arch = ArchitectureWeights(NB201_GRAPH, 5, transition=True, init_scale=2.0)
     from natrl.ops import NB201_OPS
+
     cell = tiep_cell(arch, NB201_OPS)
     assert [(s, d) for _, s, d in cell] == list(NB201_GRAPH.edges)
 
@@ -126,19 +154,43 @@ def search_main(argv):
     """experiments/search_itnas.py's main, in this process."""
     from natrl import cli
     from natrl.runs import itnas
+
     return cli.main(itnas.SearchConfig, itnas.run, None, [str(a) for a in argv])
 
 
 def _search_args(data, out, space="nb201", variant="itnas", epochs=2):
-    return ["--space", space, "--variant", variant, "--data", str(data), "--preset", "tiny", "--epochs", str(epochs),
-            "--steps-per-epoch", "2", "--batch-size", "4", "--channels", "2",
-            "--layers", "1" if space == "nb201" else "3",
-            "--train-subset", "0", "--seed", "4", "--out", str(out)]
+    return [
+        "--space",
+        space,
+        "--variant",
+        variant,
+        "--data",
+        str(data),
+        "--preset",
+        "tiny",
+        "--epochs",
+        str(epochs),
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "4",
+        "--channels",
+        "2",
+        "--layers",
+        "1" if space == "nb201" else "3",
+        "--train-subset",
+        "0",
+        "--seed",
+        "4",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.fixture
 def cifar(tmp_path_factory):
     from test_datasets import make_image_folder
+
     root = tmp_path_factory.mktemp("data") / "cifar"
     make_image_folder(root, n=4)
     return root
@@ -146,6 +198,7 @@ def cifar(tmp_path_factory):
 
 def _progress(d):
     import csv
+
     with open(d / "progress.csv", newline="") as f:
         return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
 
@@ -153,6 +206,7 @@ def _progress(d):
 @pytest.mark.slow
 def test_search_resume_after_a_kill_matches_and_feeds_nat_and_train_eval(tmp_path, cifar, monkeypatch, script):
     from natrl.rundir import RunDir
+
     full, killed = tmp_path / "full", tmp_path / "killed"
     search_main(_search_args(cifar, full, space="darts"))
     original = RunDir.save_checkpoint
@@ -178,11 +232,30 @@ def test_search_resume_after_a_kill_matches_and_feeds_nat_and_train_eval(tmp_pat
     # the found genotype is a valid NAT++ input (its ops are in the NAT++ vocabulary) and trains from scratch
     from natrl.cells import load_genotype
     from natrl.spaces import make_space
+
     g = load_genotype(full / "genotype.json")
     make_space("darts").encode(g)
-    r = script("experiments/train_eval.py", "--arch", full / "genotype.json", "--data", cifar, "--preset", "tiny",
-               "--epochs", "1", "--train-subset", "8", "--batch-size", "4", "--layers", "3", "--channels", "2",
-               "--out", tmp_path / "eval")
+    r = script(
+        "experiments/train_eval.py",
+        "--arch",
+        full / "genotype.json",
+        "--data",
+        cifar,
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "8",
+        "--batch-size",
+        "4",
+        "--layers",
+        "3",
+        "--channels",
+        "2",
+        "--out",
+        tmp_path / "eval",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["arch"] == "genotype"
 
@@ -190,19 +263,22 @@ def test_search_resume_after_a_kill_matches_and_feeds_nat_and_train_eval(tmp_pat
 def test_search_nb201_reports_table_accuracy(tmp_path, cifar):
     from natrl.cells import from_arch_str
     from natrl.rewards import NB201Table
+
     search_main(_search_args(cifar, tmp_path / "run", variant="darts", epochs=1))
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     table = NB201Table.load()
     assert res["reward_acc"] == float(table.score([from_arch_str(res["genotype_text"])])[0])
     assert res["reward_best"] == float(table.accuracy.max()) and 0 <= res["reward_percentile"] <= 100
     assert {"genotype.json", "genotype.png", "arch.pt", "checkpoint.pt", "progress.csv", "log.txt"} <= set(
-        p.name for p in (tmp_path / "run").iterdir())
+        p.name for p in (tmp_path / "run").iterdir()
+    )
     assert not list((tmp_path / "run").glob("*.tmp*"))  # every output went through a temporary file
 
 
 def test_presets_fill_only_the_knobs_not_given():
     from natrl.config import parse_config
     from natrl.runs.itnas import PRESETS, SearchConfig
+
     cfg, given = parse_config(SearchConfig, ["--space", "nb201", "--preset", "tiny", "--data", "D", "--epochs", "3"])
     assert cfg.epochs == 3 and cfg.channels == PRESETS[("nb201", "tiny")]["channels"] and given >= {"epochs"}
     cfg, _ = parse_config(SearchConfig, ["--data", "D"])
@@ -252,13 +328,16 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, cifar, monkeypatch, 
         assert sorted(tmp_path.rglob("*")) == before, args
 
 
-@pytest.mark.parametrize("args,message", [
-    ([], "--data is required"),
-    (["--data", "/nonexistent"], "no CIFAR-10 data at /nonexistent"),
-    (["--data", "X", "--variant", "enas"], "invalid choice: 'enas'"),
-    (["--data", "X", "--table", "t.csv"], "apply to --space nb201 only"),
-    (["--resume", "/nonexistent"], "/nonexistent is not a run directory"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ([], "--data is required"),
+        (["--data", "/nonexistent"], "no CIFAR-10 data at /nonexistent"),
+        (["--data", "X", "--variant", "enas"], "invalid choice: 'enas'"),
+        (["--data", "X", "--table", "t.csv"], "apply to --space nb201 only"),
+        (["--resume", "/nonexistent"], "/nonexistent is not a run directory"),
+    ],
+)
 def test_search_cli_errors(script, tmp_path, args, message):
     r = script(SCRIPT, *args, "--out", tmp_path / "run")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -279,8 +358,10 @@ def test_resume_refuses_other_flags_a_corrupt_checkpoint_and_a_finished_run_reru
     search_main(_search_args(cifar, run, variant="darts", epochs=1))
     capsys.readouterr()
     log = (run / "log.txt").read_text()
-    for args, message in ((["--epochs", "5"], "drop --epochs (saved 1)"),
-                          (["--space", "darts"], "drop --space (saved nb201)")):
+    for args, message in (
+        (["--epochs", "5"], "drop --epochs (saved 1)"),
+        (["--space", "darts"], "drop --space (saved nb201)"),
+    ):
         with pytest.raises(SystemExit):
             search_main(["--resume", run, *args])
         assert message in capsys.readouterr().err
@@ -306,6 +387,7 @@ def test_a_failed_start_leaves_no_directory(tmp_path, cifar, monkeypatch):
     assert not (tmp_path / "run").exists()
     # the sweep the same way: an error after its directory was made, before Tune saved anything
     import natrl.cluster
+
     monkeypatch.setattr(natrl.cluster, "start_ray", lambda address=None, **kw: None)
     monkeypatch.setattr(natrl.cluster, "check_gpus", lambda n: None)
     monkeypatch.setattr(itnas, "make_tuner", fail)
@@ -316,13 +398,16 @@ def test_a_failed_start_leaves_no_directory(tmp_path, cifar, monkeypatch):
 
 # ---- the Table 2 ablation ------------------------------------------------------------------------------------
 
+
 def test_ablation_table_from_runs(tmp_path):
     from natrl.runs.itnas import ablation_table
+
     for variant, seed, acc in (("darts", 0, 80.0), ("darts", 1, 84.0), ("itnas", 0, 92.5)):
         d = tmp_path / "runs" / f"{variant}-s{seed}"
         d.mkdir(parents=True)
-        (d / "results.json").write_text(json.dumps({"variant": variant, "seed": seed, "reward_acc": acc,
-                                                    "params_M": 0.5, "genotype_text": "|x|"}))
+        (d / "results.json").write_text(
+            json.dumps({"variant": variant, "seed": seed, "reward_acc": acc, "params_M": 0.5, "genotype_text": "|x|"})
+        )
     md = ablation_table(tmp_path)
     assert "| darts | ✗ | ✗ | ✗ | 82.00 ± 2.00 | 0.500 ± 0.000 | 0 1 |" in md
     assert "| itnas | ✓ | ✓ | ✓ | 92.50 ± 0.00 | 0.500 ± 0.000 | 0 |" in md
@@ -333,14 +418,26 @@ def test_ablation_table_from_runs(tmp_path):
 def test_ablation_table_reads_top2_rows_from_itnas_searches(tmp_path):
     from natrl.errors import NatrlError
     from natrl.runs.itnas import ablation_table
+
     with pytest.raises(NatrlError, match="no finished searches"):
         ablation_table(tmp_path)
     d = tmp_path / "runs" / "itnas-s0"
     d.mkdir(parents=True)
-    (d / "results.json").write_text(json.dumps({
-        "variant": "itnas", "seed": 0, "reward_acc": 91.0, "params_M": 0.5, "genotype_text": "|t|",
-        "derivations": {"top2": {"reward_acc": 88.0, "params_M": 0.4, "genotype_text": "|k|"},
-                        "tiep": {"reward_acc": 91.0, "params_M": 0.5, "genotype_text": "|t|"}}}))
+    (d / "results.json").write_text(
+        json.dumps(
+            {
+                "variant": "itnas",
+                "seed": 0,
+                "reward_acc": 91.0,
+                "params_M": 0.5,
+                "genotype_text": "|t|",
+                "derivations": {
+                    "top2": {"reward_acc": 88.0, "params_M": 0.4, "genotype_text": "|k|"},
+                    "tiep": {"reward_acc": 91.0, "params_M": 0.5, "genotype_text": "|t|"},
+                },
+            }
+        )
+    )
     md = ablation_table(tmp_path)
     assert "| gumbel+transition | ✓ | ✓ | ✗ | 88.00 ± 0.00 | 0.400 ± 0.000 | 0 |" in md
     assert "| itnas | ✓ | ✓ | ✓ | 91.00 ± 0.00 |" in md and "read with DARTS' top-2" in md

@@ -1,4 +1,5 @@
 """Data-parallel shards as real Ray actors with a real torch.distributed (gloo) process group on CPU."""
+
 import numpy as np
 import ray
 import torch
@@ -17,7 +18,7 @@ def test_allreduced_update_equals_one_process_on_the_union(ray_session):
     for _ in range(5):
         x = torch.as_tensor(rng.normal(size=(16, 4)), dtype=torch.float32)
         y = torch.as_tensor(rng.normal(size=(16, 2)), dtype=torch.float32)
-        ray.get([s.step.remote(x[r * 8:(r + 1) * 8], y[r * 8:(r + 1) * 8]) for r, s in enumerate(shards)])
+        ray.get([s.step.remote(x[r * 8 : (r + 1) * 8], y[r * 8 : (r + 1) * 8]) for r, s in enumerate(shards)])
         reference.step(x, y)
         w0, w1 = ray.get([s.weights.remote() for s in shards])
         for k in w0:
@@ -39,6 +40,7 @@ def test_two_supernet_shards_stay_identical_and_score_like_one(ray_session):
     from natrl.nets.supernet import SupernetPreset
     from natrl.rewards.shards import SupernetShards
     from natrl.spaces import make_space
+
     space = make_space("darts")
     kwargs = {"preset": SupernetPreset(C=4, layers=3), "batch_size": 16, "seed": 0}
     shards = SupernetShards(space.ops, ray.put(_tiny_data()), num_shards=2, trainer_kwargs=kwargs)

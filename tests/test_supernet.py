@@ -1,4 +1,5 @@
 """The DARTS space encoding and the weight-sharing supernet (CPU, tiny widths)."""
+
 import numpy as np
 import pytest
 import torch
@@ -66,8 +67,11 @@ def test_supernet_runs_exactly_the_chosen_ops():
                 module.register_forward_hook(lambda m, i, o, key=(cell_i, pair, op): ran.add(key))
     g = make_space("darts").sample_input(np.random.default_rng(1))
     net(torch.randn(2, 3, 16, 16), g)
-    expected = {(i, f"{s}_{d}", op) for i, cell in enumerate(net.cells)
-                for op, s, d in (g.reduce if cell.reduction else g.normal).edges}
+    expected = {
+        (i, f"{s}_{d}", op)
+        for i, cell in enumerate(net.cells)
+        for op, s, d in (g.reduce if cell.reduction else g.normal).edges
+    }
     assert ran == expected
 
 
@@ -106,6 +110,7 @@ def _tiny_data(n=96, seed=0):
 
 def test_supernet_trainer_trains_and_scores_on_one_batch():
     from natrl.rewards.supernet import SupernetTrainer
+
     space = make_space("darts")
     rng = np.random.default_rng(0)
     trainer = SupernetTrainer(space.ops, _tiny_data(), preset=TINY, batch_size=16, epochs=5, seed=0)
@@ -119,6 +124,7 @@ def test_supernet_trainer_trains_and_scores_on_one_batch():
 
 def test_supernet_trainer_state_round_trip():
     from natrl.rewards.supernet import SupernetTrainer
+
     space = make_space("darts")
     data = _tiny_data()
 
@@ -145,6 +151,7 @@ def test_supernet_trainer_state_round_trip():
 def test_supernet_trainer_never_reads_the_test_split():
     """The supernet uses the training set only (40/60 split): it works without any test arrays at all."""
     from natrl.rewards.supernet import SupernetTrainer
+
     data = _tiny_data()
     data = {"train_x": data["train_x"], "train_y": data["train_y"]}  # no test_x / test_y keys
     space = make_space("darts")

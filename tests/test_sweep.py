@@ -1,4 +1,5 @@
 """End to end: a two-trial Ray Tune sweep killed with kill -9 and resumed; Tune sees every policy update."""
+
 import csv
 import json
 import os
@@ -12,15 +13,33 @@ from conftest import ROOT
 
 from natrl.runs import sweep
 
-SWEEP = ["--ablations", "lam", "--values", "0.03", "0.3", "--rules", "natpp", "--seeds", "1", "--iters", "3",
-         "--max-concurrent", "1"]
+SWEEP = [
+    "--ablations",
+    "lam",
+    "--values",
+    "0.03",
+    "0.3",
+    "--rules",
+    "natpp",
+    "--seeds",
+    "1",
+    "--iters",
+    "3",
+    "--max-concurrent",
+    "1",
+]
 
 
 @pytest.mark.slow
 def test_two_trial_sweep_killed_then_resumed(tmp_path, script):
     out = tmp_path / "sweep"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "experiments" / "sweep.py"), *SWEEP, "--out", str(out)],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "experiments" / "sweep.py"), *SWEEP, "--out", str(out)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     first = out / "tune" / "natpp-lam0.03-s0" / "run" / "results.json"
     deadline = time.time() + 300
     while not first.exists() and proc.poll() is None and time.time() < deadline:
@@ -34,14 +53,20 @@ def test_two_trial_sweep_killed_then_resumed(tmp_path, script):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "2/2 trials done" in r.stdout
     rows = list(csv.DictReader(open(out / "trials.csv")))
-    assert [(row["trial"], row["status"]) for row in rows] == [("natpp-lam0.03-s0", "done"),
-                                                               ("natpp-lam0.3-s0", "done")]
+    assert [(row["trial"], row["status"]) for row in rows] == [
+        ("natpp-lam0.03-s0", "done"),
+        ("natpp-lam0.3-s0", "done"),
+    ]
     assert first.stat().st_mtime_ns == stamp  # the finished trial was not run again
     for row in rows:
         run = json.loads((out / "tune" / row["trial"] / "run" / "config.json").read_text())["config"]
         assert run["tag"] == "lam" and run["iters"] == 3 and run["lam"] == float(row["lam"])
-        assert float(row["gain_sample"]) == json.loads((out / "tune" / row["trial"] / "run" / "results.json")
-                                                       .read_text())["rows"]["policy (1 sample)"]["reward"]["mean"]
+        assert (
+            float(row["gain_sample"])
+            == json.loads((out / "tune" / row["trial"] / "run" / "results.json").read_text())["rows"][
+                "policy (1 sample)"
+            ]["reward"]["mean"]
+        )
     # Tune saw every policy update of the second trial (3 updates + the final headline report)
     reports = [json.loads(line) for line in open(out / "tune" / "natpp-lam0.3-s0" / "result.json")]
     assert [r.get("iter") for r in reports[:3]] == [1, 2, 3] and "gain_sample" in reports[-1]
@@ -52,15 +77,18 @@ def test_two_trial_sweep_killed_then_resumed(tmp_path, script):
     assert "| 0.03 | - | - |" in (tmp_path / "tables" / "fig7_lam.md").read_text()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--values", "0.1"], "--values replaces the grid of one ablation"),
-    (["--ablations", "lam", "--values", "abc"], "is not a valid lam value"),
-    (["--ablations", "lam", "--values", "nan"], "is not a valid lam value"),
-    (["--ablations", "policy", "--values", "transformer"], "is not a policy; choose from random, lstm, gcn"),
-    (["--ablations", "depth"], "invalid choice: 'depth'"),
-    (["--reward", "supernet"], "--reward supernet needs CIFAR-10"),
-    (["--seeds", "0"], "--seeds must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--values", "0.1"], "--values replaces the grid of one ablation"),
+        (["--ablations", "lam", "--values", "abc"], "is not a valid lam value"),
+        (["--ablations", "lam", "--values", "nan"], "is not a valid lam value"),
+        (["--ablations", "policy", "--values", "transformer"], "is not a policy; choose from random, lstm, gcn"),
+        (["--ablations", "depth"], "invalid choice: 'depth'"),
+        (["--reward", "supernet"], "--reward supernet needs CIFAR-10"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+    ],
+)
 def test_sweep_cli_errors(script, tmp_path, args, message):
     r = script("experiments/sweep.py", *args, "--out", tmp_path / "s")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr

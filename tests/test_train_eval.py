@@ -1,5 +1,6 @@
 """train_eval: training from scratch on tiny data the tests make; exact resume after a kill; every bad input is
 one error line with nothing written; a diverging loss stops the run without results."""
+
 import csv
 import json
 
@@ -16,6 +17,7 @@ NB201 = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1
 @pytest.fixture(scope="module")
 def cifar(tmp_path_factory):
     from test_datasets import make_image_folder
+
     root = tmp_path_factory.mktemp("data") / "cifar"
     make_image_folder(root, n=10)
     return root
@@ -27,9 +29,28 @@ def te():
 
 
 def _args(data, out, epochs=2, arch="NATv2_DARTS"):
-    return ["--arch", arch, "--data", str(data), "--preset", "tiny", "--epochs", str(epochs),
-            "--train-subset", "16", "--batch-size", "8", "--layers", "3", "--channels", "4", "--seed", "3",
-            "--out", str(out)]
+    return [
+        "--arch",
+        arch,
+        "--data",
+        str(data),
+        "--preset",
+        "tiny",
+        "--epochs",
+        str(epochs),
+        "--train-subset",
+        "16",
+        "--batch-size",
+        "8",
+        "--layers",
+        "3",
+        "--channels",
+        "4",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    ]
 
 
 def _die_after_epoch(monkeypatch, epoch):
@@ -67,6 +88,7 @@ def killed_run(tmp_path, cifar, te, monkeypatch):
 
 # ---- runs ----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, cifar, te, monkeypatch):
     full, killed = tmp_path / "full", tmp_path / "killed"
@@ -92,8 +114,17 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, cifar, te, m
 
 
 def test_nb201_arch_through_the_library_with_presets(tmp_path, cifar):
-    cfg = lib.EvalConfig(arch=NB201, data=str(cifar), preset="tiny", epochs=1, train_subset=16, batch_size=8,
-                         layers=1, channels=4, out=str(tmp_path / "nb"))
+    cfg = lib.EvalConfig(
+        arch=NB201,
+        data=str(cifar),
+        preset="tiny",
+        epochs=1,
+        train_subset=16,
+        batch_size=8,
+        layers=1,
+        channels=4,
+        out=str(tmp_path / "nb"),
+    )
     out = lib.train(cfg)
     res = json.loads((out / "results.json").read_text())
     assert res["genotype"]["arch_str"] == NB201 and res["arch"] == "nb201" and res["epochs"] == 1
@@ -103,6 +134,7 @@ def test_nb201_arch_through_the_library_with_presets(tmp_path, cifar):
 
 def test_presets_are_data_and_given_knobs_win():
     from natrl.config import parse_config
+
     cfg, given = parse_config(lib.EvalConfig, ["--data", "D", "--preset", "tiny", "--epochs", "7"])
     assert (cfg.epochs, cfg.layers, cfg.train_subset) == (7, 5, 2000) and given == {"data", "preset", "epochs"}
     cfg, _ = parse_config(lib.EvalConfig, ["--data", "D", "--dataset", "imagenet"])
@@ -121,6 +153,7 @@ def test_help_shows_the_knob_docs(te, capsys):
 
 # ---- bad input -------------------------------------------------------------------------------------------
 
+
 def test_nan_lr_is_one_line_and_writes_nothing(script, tmp_path, cifar):
     r = script("experiments/train_eval.py", "--lr", "nan", "--data", cifar, "--out", tmp_path / "run")
     assert r.returncode == 2 and "Traceback" not in r.stderr
@@ -128,42 +161,50 @@ def test_nan_lr_is_one_line_and_writes_nothing(script, tmp_path, cifar):
     assert not (tmp_path / "run").exists() and r.stdout == ""
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--arch", "NATv2_DARTS"], "--data is required"),
-    (["--data", "DATA", "--lr", "inf"], "--lr inf is not a finite number"),
-    (["--data", "DATA", "--lr", "-1"], "--lr must be > 0"),
-    (["--data", "DATA", "--lr", "0"], "--lr must be > 0"),
-    (["--data", "DATA", "--epochs", "0"], "--epochs must be >= 1"),
-    (["--data", "DATA", "--epochs", "1e12"], "--epochs must be <= 100000"),
-    (["--data", "DATA", "--batch-size", "0"], "--batch-size must be >= 1"),
-    (["--data", "DATA", "--batch-size", "1"], "BatchNorm needs at least 2 images"),
-    (["--data", "DATA", "--drop-path", "1"], "--drop-path must be <= 0.99"),
-    (["--data", "DATA", "--num-gpus", "2"], "--num-gpus must be <= 1"),
-    (["--data", "DATA", "--dataset", "svhn"], "invalid choice: 'svhn'"),
-    (["--arch", "NoSuchNet", "--data", "DATA"], "unknown architecture 'NoSuchNet'"),
-    (["--arch", "Genotype(normal=[(", "--data", "DATA"], "cannot parse DARTS text"),
-    (["--arch", "|bogus~0|", "--data", "DATA"], "unknown op 'bogus'"),
-    (["--arch", "DIR/", "--data", "DATA"], "cannot read genotype file"),
-    (["--arch", "DEEP", "--data", "DATA"], "nested too deeply"),
-    (["--arch", "DIR/missing.json", "--data", "DATA"], "does not exist"),
-    (["--data", "/nonexistent"], "no CIFAR-10 data at /nonexistent"),
-    (["--data", "DIR"], "no CIFAR-10 data at"),
-    (["--data", "EMPTY"], "has no train/<class>/*.jpg"),
-    (["--data", "/nonexistent", "--dataset", "cifar100"], "no CIFAR-100 data at /nonexistent"),
-    (["--data", "DATA", "--dataset", "cifar100"], "this looks like CIFAR-10; give --dataset cifar10"),
-    (["--data", "DATA", "--dataset", "imagenet"], "ImageNet"),
-    (["--resume", "/nonexistent/run"], "is not a run directory; --resume takes the directory a run wrote"),
-    (["--resume", "DIR"], "has no config.json; --resume takes the directory a run wrote"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--arch", "NATv2_DARTS"], "--data is required"),
+        (["--data", "DATA", "--lr", "inf"], "--lr inf is not a finite number"),
+        (["--data", "DATA", "--lr", "-1"], "--lr must be > 0"),
+        (["--data", "DATA", "--lr", "0"], "--lr must be > 0"),
+        (["--data", "DATA", "--epochs", "0"], "--epochs must be >= 1"),
+        (["--data", "DATA", "--epochs", "1e12"], "--epochs must be <= 100000"),
+        (["--data", "DATA", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--data", "DATA", "--batch-size", "1"], "BatchNorm needs at least 2 images"),
+        (["--data", "DATA", "--drop-path", "1"], "--drop-path must be <= 0.99"),
+        (["--data", "DATA", "--num-gpus", "2"], "--num-gpus must be <= 1"),
+        (["--data", "DATA", "--dataset", "svhn"], "invalid choice: 'svhn'"),
+        (["--arch", "NoSuchNet", "--data", "DATA"], "unknown architecture 'NoSuchNet'"),
+        (["--arch", "Genotype(normal=[(", "--data", "DATA"], "cannot parse DARTS text"),
+        (["--arch", "|bogus~0|", "--data", "DATA"], "unknown op 'bogus'"),
+        (["--arch", "DIR/", "--data", "DATA"], "cannot read genotype file"),
+        (["--arch", "DEEP", "--data", "DATA"], "nested too deeply"),
+        (["--arch", "DIR/missing.json", "--data", "DATA"], "does not exist"),
+        (["--data", "/nonexistent"], "no CIFAR-10 data at /nonexistent"),
+        (["--data", "DIR"], "no CIFAR-10 data at"),
+        (["--data", "EMPTY"], "has no train/<class>/*.jpg"),
+        (["--data", "/nonexistent", "--dataset", "cifar100"], "no CIFAR-100 data at /nonexistent"),
+        (["--data", "DATA", "--dataset", "cifar100"], "this looks like CIFAR-10; give --dataset cifar10"),
+        (["--data", "DATA", "--dataset", "imagenet"], "ImageNet"),
+        (["--resume", "/nonexistent/run"], "is not a run directory; --resume takes the directory a run wrote"),
+        (["--resume", "DIR"], "has no config.json; --resume takes the directory a run wrote"),
+    ],
+)
 def test_cli_errors_are_one_line_and_write_nothing(te, tmp_path, cifar, capsys, args, message):
     (tmp_path / "dir").mkdir()
     (tmp_path / "empty" / "train").mkdir(parents=True)
     (tmp_path / "empty" / "test").mkdir()
     (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
-    paths = {"DATA": str(cifar), "DIR": str(tmp_path / "dir"), "EMPTY": str(tmp_path / "empty"),
-             "DEEP": str(tmp_path / "deep.json")}
-    args = [paths[a.partition("/")[0]] + "".join(a.partition("/")[1:]) if a.partition("/")[0] in paths else a
-            for a in args]
+    paths = {
+        "DATA": str(cifar),
+        "DIR": str(tmp_path / "dir"),
+        "EMPTY": str(tmp_path / "empty"),
+        "DEEP": str(tmp_path / "deep.json"),
+    }
+    args = [
+        paths[a.partition("/")[0]] + "".join(a.partition("/")[1:]) if a.partition("/")[0] in paths else a for a in args
+    ]
     with pytest.raises(SystemExit) as e:
         te.main([*args, "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
@@ -213,6 +254,7 @@ def test_resume_of_a_corrupt_checkpoint_or_a_foreign_run(te, killed_run, tmp_pat
 
 # ---- divergence ------------------------------------------------------------------------------------------
 
+
 def _nan_loss_from(monkeypatch, epoch):
     """The loss turns NaN from ``epoch`` on (two training steps per epoch: 16 images, batch 8)."""
     calls = {"n": 0}
@@ -224,6 +266,7 @@ def _nan_loss_from(monkeypatch, epoch):
             calls["n"] += 1
             out = ce(logits, y)
             return out * float("nan") if calls["n"] > 2 * (epoch - 1) else out
+
         return loss
 
     monkeypatch.setattr(lib, "make_loss", make_loss)

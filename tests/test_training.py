@@ -1,5 +1,6 @@
 """REINFORCE on RLlib end to end: a learning test whose direction fails if the gradient sign is wrong, the
 training CLI with a small --iters, and derive. All in-process tests share one Ray session."""
+
 import csv
 import json
 
@@ -34,6 +35,7 @@ class SkipCounter:
 
 def skip_probability(module, space):
     from natrl.spaces import NB201_CELLS
+
     betas = NB201_CELLS[::13]
     obs = {k: torch.as_tensor(v) for k, v in space.observe_batch(betas).items()}
     with torch.no_grad():
@@ -76,8 +78,16 @@ def trained_run(ray_session, tmp_path_factory):
 
 def test_cli_end_to_end(trained_run):
     files = {p.name for p in trained_run.iterdir()}
-    assert {"config.json", "progress.csv", "curve.png", "policy.pt", "checkpoint", "results.json", "results.md",
-            "derived.json"} <= files
+    assert {
+        "config.json",
+        "progress.csv",
+        "curve.png",
+        "policy.pt",
+        "checkpoint",
+        "results.json",
+        "results.md",
+        "derived.json",
+    } <= files
     config = json.loads((trained_run / "config.json").read_text())
     assert config["config"]["seed"] == 1 and config["versions"]["ray"] == "2.60.0" and "git_commit" in config
     rows = list(csv.DictReader(open(trained_run / "progress.csv")))
@@ -108,15 +118,18 @@ def test_cli_refuses_to_overwrite_a_run(trained_run, script):
     assert (trained_run / "results.json").read_text() == before
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--m", "0"], "--m must be >= 1"),
-    (["--policy", "cnn"], "invalid choice: 'cnn'"),
-    (["--lam", "x"], "'x' is not a number"),
-    (["--lam", "nan"], "--lam nan is not a finite number"),
-    (["--iters", "1e12"], "--iters must be <= 1e+08"),
-    (["--table", "/nonexistent/t.anb"], "does not exist"),
-    (["--num-gpus", "64"], "this machine has 0 CUDA device(s)"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--m", "0"], "--m must be >= 1"),
+        (["--policy", "cnn"], "invalid choice: 'cnn'"),
+        (["--lam", "x"], "'x' is not a number"),
+        (["--lam", "nan"], "--lam nan is not a finite number"),
+        (["--iters", "1e12"], "--iters must be <= 1e+08"),
+        (["--table", "/nonexistent/t.anb"], "does not exist"),
+        (["--num-gpus", "64"], "this machine has 0 CUDA device(s)"),
+    ],
+)
 def test_cli_bad_flags_one_line(script, tmp_path, args, message):
     r = script("experiments/train_natpp.py", *args, "--out", tmp_path / "run")
     assert r.returncode == 2 and message in r.stderr
@@ -149,17 +162,44 @@ def test_derive_bad_inputs(script, tmp_path):
 def test_supernet_algorithm1_end_to_end(ray_session, tmp_path):
     """--space darts --reward supernet on a tiny image folder: shard actors, Algorithm 1, Table-4 evaluation."""
     from test_datasets import make_image_folder
+
     make_image_folder(tmp_path / "cifar", n=20)
     out = tmp_path / "darts"
-    train_main(["--space", "darts", "--reward", "supernet", "--data", str(tmp_path / "cifar"),
-                      "--epochs", "2", "--supernet-steps", "1", "--supernet-batch", "8", "--iters", "1", "--m", "2",
-                      "--n", "1", "--eval-inputs", "2", "--best-of", "2", "--out", str(out)])
+    train_main(
+        [
+            "--space",
+            "darts",
+            "--reward",
+            "supernet",
+            "--data",
+            str(tmp_path / "cifar"),
+            "--epochs",
+            "2",
+            "--supernet-steps",
+            "1",
+            "--supernet-batch",
+            "8",
+            "--iters",
+            "1",
+            "--m",
+            "2",
+            "--n",
+            "1",
+            "--eval-inputs",
+            "2",
+            "--best-of",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     rows = list(csv.DictReader(open(out / "progress.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     results = json.loads((out / "results.json").read_text())
     assert results["num_inputs"] == 2 and 0 <= results["accuracy_derived"]["mean"] <= 100
     records = json.loads((out / "derived.json").read_text())
     from natrl.cells import genotype_from_dict
+
     space = make_space("darts")
     for rec in records:
         beta, alpha = genotype_from_dict(rec["input"]), genotype_from_dict(rec["derived"])
@@ -168,11 +208,14 @@ def test_supernet_algorithm1_end_to_end(ray_session, tmp_path):
     assert (out / "policy.pt").exists() and (out / "checkpoint").is_dir()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--space", "darts"], "the darts space needs --reward supernet"),
-    (["--space", "darts", "--reward", "supernet"], "needs CIFAR-10: --data"),
-    (["--space", "darts", "--reward", "supernet", "--data", "/nonexistent"], "no CIFAR-10 data at /nonexistent"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--space", "darts"], "the darts space needs --reward supernet"),
+        (["--space", "darts", "--reward", "supernet"], "needs CIFAR-10: --data"),
+        (["--space", "darts", "--reward", "supernet", "--data", "/nonexistent"], "no CIFAR-10 data at /nonexistent"),
+    ],
+)
 def test_supernet_cli_errors(script, tmp_path, args, message):
     r = script("experiments/train_natpp.py", *args, "--out", tmp_path / "run")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
@@ -180,14 +223,41 @@ def test_supernet_cli_errors(script, tmp_path, args, message):
 
 
 def _supernet_args(data_dir, out, epochs=2, nodes=4):
-    return ["--space", "darts", "--reward", "supernet", "--data", str(data_dir), "--epochs", str(epochs),
-            "--intermediate-nodes", str(nodes),
-            "--supernet-steps", "1", "--supernet-batch", "8", "--iters", "2", "--m", "2", "--n", "2",
-            "--eval-inputs", "2", "--best-of", "2", "--seed", "5", "--out", str(out)]
+    return [
+        "--space",
+        "darts",
+        "--reward",
+        "supernet",
+        "--data",
+        str(data_dir),
+        "--epochs",
+        str(epochs),
+        "--intermediate-nodes",
+        str(nodes),
+        "--supernet-steps",
+        "1",
+        "--supernet-batch",
+        "8",
+        "--iters",
+        "2",
+        "--m",
+        "2",
+        "--n",
+        "2",
+        "--eval-inputs",
+        "2",
+        "--best-of",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+    ]
 
 
 def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(ray_session, tmp_path, monkeypatch):
     from test_datasets import make_image_folder
+
     make_image_folder(tmp_path / "cifar", n=20)
     full, killed = tmp_path / "full", tmp_path / "killed"
     train_main(_supernet_args(tmp_path / "cifar", full))
@@ -258,14 +328,17 @@ def test_nb201_kill_then_resume_is_identical(ray_session, tmp_path, monkeypatch)
     a = torch.load(full / "policy.pt", weights_only=True)["state_dict"]
     b = torch.load(killed / "policy.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert (json.loads((full / "results.json").read_text())["rows"]
-            == json.loads((killed / "results.json").read_text())["rows"])
+    assert (
+        json.loads((full / "results.json").read_text())["rows"]
+        == json.loads((killed / "results.json").read_text())["rows"]
+    )
     assert "(resumed)" in (killed / "log.txt").read_text()
 
 
 def test_failed_start_leaves_no_directory(ray_session, tmp_path, monkeypatch):
     def broken(self):
         raise RuntimeError("broken build")
+
     monkeypatch.setattr(train_natpp.TransformerRun, "build", broken)
     with pytest.raises(RuntimeError):
         train_main(["--iters", "2", "--out", str(tmp_path / "run")])
@@ -278,9 +351,14 @@ def test_dead_shard_restarts_from_last_checkpoint(ray_session):
 
     from natrl.nets.supernet import SupernetPreset
     from natrl.rewards.shards import SupernetShards
+
     space = make_space("darts")
-    shards = SupernetShards(space.ops, _ray.put(_tiny_data()), num_shards=1,
-                            trainer_kwargs={"preset": SupernetPreset(C=4, layers=3), "batch_size": 16})
+    shards = SupernetShards(
+        space.ops,
+        _ray.put(_tiny_data()),
+        num_shards=1,
+        trainer_kwargs={"preset": SupernetPreset(C=4, layers=3), "batch_size": 16},
+    )
     rng = np.random.default_rng(0)
     shards.train_epoch(lambda: space.sample_input(rng), max_steps=1)
     state = shards.state_dict()
@@ -301,6 +379,7 @@ def test_derive_on_the_darts_space(ray_session, tmp_path, nodes, names):
 
     from natrl import zoo
     from natrl.cells import load_genotype, parse_darts_text
+
     make_image_folder(tmp_path / "cifar", n=20)
     run = tmp_path / "run"
     train_main(_supernet_args(tmp_path / "cifar", run, epochs=1, nodes=nodes))

@@ -1,4 +1,5 @@
 """Transition rules: the NAT++ matrix derived from the rule must equal the released code's table."""
+
 import numpy as np
 import pytest
 
@@ -59,9 +60,21 @@ def test_every_row_keeps_identity_and_null(rule, vocab):
 
 def test_natpp_never_grows_cost():
     """The rule only moves towards cheaper ops: conv->sep->dil->pool and smaller kernels (NAT++ Fig. 4b)."""
-    madds = {"conv_5x5": 419.4, "conv_3x3": 151.0, "sep_conv_5x5": 40.1, "sep_conv_3x3": 35.9, "dil_conv_5x5": 20.1,
-             "dil_conv_3x3": 18.0, "conv_1x1": 16.8, "max_pool_5x5": 3.3, "avg_pool_5x5": 3.3, "max_pool_3x3": 1.2,
-             "avg_pool_3x3": 1.2, "skip_connect": 0.1, "null": 0.0}
+    madds = {
+        "conv_5x5": 419.4,
+        "conv_3x3": 151.0,
+        "sep_conv_5x5": 40.1,
+        "sep_conv_3x3": 35.9,
+        "dil_conv_5x5": 20.1,
+        "dil_conv_3x3": 18.0,
+        "conv_1x1": 16.8,
+        "max_pool_5x5": 3.3,
+        "avg_pool_5x5": 3.3,
+        "max_pool_3x3": 1.2,
+        "avg_pool_3x3": 1.2,
+        "skip_connect": 0.1,
+        "null": 0.0,
+    }
     m = transition_mask("natpp", NATPP_OPS)
     for i, a in enumerate(NATPP_OPS):
         for j, b in enumerate(NATPP_OPS):

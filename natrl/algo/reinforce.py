@@ -15,6 +15,7 @@ The baseline b (``baseline``):
   the gradient stays unbiased); it removes the large input-to-input spread of R. Rows without siblings use ema.
 - ``none``: b = 0.
 """
+
 from __future__ import annotations
 
 from typing import cast
@@ -45,11 +46,28 @@ class REINFORCEConfig(AlgorithmConfig):
         self.batch_mode = "complete_episodes"
         self.num_env_runners = 0  # one-step episodes are cheap: sample in the driver process
 
-    def training(self, *, lam=NotProvided, m=NotProvided, n=NotProvided, baseline=NotProvided,
-                 baseline_decay=NotProvided, adam_betas=NotProvided, weight_decay=NotProvided, **kwargs):
+    def training(
+        self,
+        *,
+        lam=NotProvided,
+        m=NotProvided,
+        n=NotProvided,
+        baseline=NotProvided,
+        baseline_decay=NotProvided,
+        adam_betas=NotProvided,
+        weight_decay=NotProvided,
+        **kwargs,
+    ):
         super().training(**kwargs)
-        for key, value in dict(lam=lam, m=m, n=n, baseline=baseline, baseline_decay=baseline_decay,
-                               adam_betas=adam_betas, weight_decay=weight_decay).items():
+        for key, value in dict(
+            lam=lam,
+            m=m,
+            n=n,
+            baseline=baseline,
+            baseline_decay=baseline_decay,
+            adam_betas=adam_betas,
+            weight_decay=weight_decay,
+        ).items():
             if value is not NotProvided:
                 setattr(self, key, value)
         return self
@@ -78,11 +96,17 @@ class REINFORCELearner(TorchLearner):
             baseline = self._baseline(module, config, rewards, batch[Columns.OBS]["op"])
         advantage = rewards - baseline
         loss = -(logp * advantage.detach()).mean() - config.lam * entropy.mean()
-        self.metrics.log_dict({"reward_mean": rewards.mean().item(), "entropy": entropy.mean().item(),
-                               "baseline": float(module.reward_baseline), "batch_size": len(rewards)},
-                              key=module_id, window=1)
+        self.metrics.log_dict(
+            {
+                "reward_mean": rewards.mean().item(),
+                "entropy": entropy.mean().item(),
+                "baseline": float(module.reward_baseline),
+                "batch_size": len(rewards),
+            },
+            key=module_id,
+            window=1,
+        )
         return loss
-
 
     @staticmethod
     def _baseline(module, config, rewards: torch.Tensor, beta_ops: torch.Tensor) -> torch.Tensor:
@@ -125,13 +149,18 @@ class REINFORCE(Algorithm):
         else:
             out = self.env_runner_group.foreach_env_runner(
                 lambda r: (r.sample(num_timesteps=batch // runners, force_reset=True), r.get_metrics()),
-                local_env_runner=False)
+                local_env_runner=False,
+            )
             episodes, metrics = [e for o in out for e in o[0]], [o[1] for o in out]
         assert all(e.is_done for e in episodes), "NAT episodes are one step long"
         self.metrics.aggregate(metrics, key=ENV_RUNNER_RESULTS)
         learner_results = self.learner_group.update(
             episodes=episodes,
-            timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
-                (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)})
+            timesteps={
+                NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                    (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
+                )
+            },
+        )
         self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
         self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)

@@ -14,6 +14,7 @@ Notation of the ITNAS paper (docs/method.md, ITNAS):
   vectors, recompute the inner edges of the next node from the *kept* predecessors only (attention
   renormalised over them, Eqn. 15), keep its top-k edges by their largest weight.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ITNAS_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "avg_pool_3x3", "max_pool_3x3",
-             "skip_connect")  # K = 7, the paper's candidate set
+ITNAS_OPS = (
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+    "skip_connect",
+)  # K = 7, the paper's candidate set
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,12 @@ class ArchitectureWeights(nn.Module):
             for e, _edge in enumerate(self.graph.edges):  # ordered by destination: predecessors come first
                 if rows[e] is None:
                     idx, beta = self.attention(e)
-                    rows[e] = cast(torch.Tensor, sum(  # Eqn. 11
-                        b * (cast(torch.Tensor, rows[self.graph.pairs[k][0]]) @ P[k]) for k, b in zip(idx, beta)))
+                    rows[e] = cast(
+                        torch.Tensor,
+                        sum(  # Eqn. 11
+                            b * (cast(torch.Tensor, rows[self.graph.pairs[k][0]]) @ P[k]) for k, b in zip(idx, beta)
+                        ),
+                    )
         return torch.stack(cast(list[torch.Tensor], rows))
 
 
@@ -134,7 +146,7 @@ def top_k_cell(Z: torch.Tensor, graph: EdgeGraph, ops) -> list[tuple[str, int, i
     for node in range(graph.num_inputs, graph.num_nodes):
         inc = graph.incoming(node)
         if graph.keep is not None and len(inc) > graph.keep:
-            inc = sorted(sorted(inc, key=lambda e: -float(Z[e].max()))[:graph.keep])
+            inc = sorted(sorted(inc, key=lambda e: -float(Z[e].max()))[: graph.keep])
         out += [(ops[int(Z[e].argmax())], *graph.edges[e]) for e in inc]
     return out
 
@@ -161,7 +173,7 @@ def tiep_cell(arch: ArchitectureWeights, ops) -> list[tuple[str, int, int]]:
                 scores[e] = sum(b * (onehot[graph.pairs[k][0]] @ P[k]) for k, b in zip(idx, beta))
         inc = list(scores)
         if graph.keep is not None and len(inc) > graph.keep:
-            inc = sorted(sorted(inc, key=lambda e: -float(scores[e].max()))[:graph.keep])
+            inc = sorted(sorted(inc, key=lambda e: -float(scores[e].max()))[: graph.keep])
         kept_into[node] = inc
         for e in inc:
             k = int(scores[e].argmax())

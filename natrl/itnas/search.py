@@ -7,6 +7,7 @@ with reductions at the 3rd and 6th, C = 16) and ``nb201`` (one cell, 1 input, 3 
 incl. none, in the NB201 macro network, so the found cell's real accuracy can be read from the table).
 The test set is never used: both halves come from the training set (a seeded 50/50 split, as the paper).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -43,9 +44,14 @@ class SearchCell(nn.Module):
         self.graph = graph
         self.pre: nn.ModuleList | None
         if graph.num_inputs == 2:
-            self.pre = nn.ModuleList([FactorizedReduce(C_inputs[0], C, False) if reduction_prev
-                                      else ReLUConvBN(C_inputs[0], C, 1, 1, 0, False),
-                                      ReLUConvBN(C_inputs[1], C, 1, 1, 0, False)])
+            self.pre = nn.ModuleList(
+                [
+                    FactorizedReduce(C_inputs[0], C, False)
+                    if reduction_prev
+                    else ReLUConvBN(C_inputs[0], C, 1, 1, 0, False),
+                    ReLUConvBN(C_inputs[1], C, 1, 1, 0, False),
+                ]
+            )
         else:
             self.pre = None
         self.edges = nn.ModuleList(MixedOp(ops, C, 2 if reduction and graph.is_outer(e) else 1) for e in graph.edges)
@@ -56,7 +62,7 @@ class SearchCell(nn.Module):
             states.append(sum(self.edges[e](states[self.graph.edges[e][0]], Z[e]) for e in self.graph.incoming(node)))
         if self.pre is None:
             return states[-1]  # NB201: the last node is the cell's output
-        return torch.cat(states[self.graph.num_inputs:], dim=1)
+        return torch.cat(states[self.graph.num_inputs :], dim=1)
 
 
 class DartsSearchNetwork(nn.Module):
@@ -150,7 +156,7 @@ class ITNASSearch:
         n = len(data["train_y"])
         keep = np.arange(n)
         if s.train_subset:
-            keep = np.sort(np.random.default_rng(0).permutation(n)[:s.train_subset])
+            keep = np.sort(np.random.default_rng(0).permutation(n)[: s.train_subset])
         w_idx, a_idx = split_indices(len(keep), 0.5, seed=s.seed)
         w_idx, a_idx = keep[w_idx], keep[a_idx]
         x, y = data["train_x"], data["train_y"]
@@ -158,8 +164,9 @@ class ITNASSearch:
         self.a_data = DeviceBatches(x[a_idx], y[a_idx], s.batch_size, self.device, augment=True, seed=s.seed + 1)
         self.w_opt = torch.optim.SGD(self.net.parameters(), s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, s.epochs, eta_min=s.lr_min)
-        self.a_opt = torch.optim.Adam(self.arch.parameters(), s.arch_lr, betas=(0.5, 0.999),
-                                      weight_decay=s.arch_weight_decay)
+        self.a_opt = torch.optim.Adam(
+            self.arch.parameters(), s.arch_lr, betas=(0.5, 0.999), weight_decay=s.arch_weight_decay
+        )
         self.noise = torch.Generator().manual_seed(s.seed + 7)  # Gumbel noise, on CPU: same stream on any device
         self.epoch = 0
 
@@ -202,9 +209,15 @@ class ITNASSearch:
             loss_sum += float(loss.detach()) * len(yw)
             correct += int((logits.argmax(1) == yw).sum())
             seen += len(yw)
-        stats = {"epoch": self.epoch + 1, "tau": round(self.tau(), 4), "lr": self.w_opt.param_groups[0]["lr"],
-                 "train_loss": loss_sum / max(seen, 1), "train_acc": 100.0 * correct / max(seen, 1),
-                 "arch_loss": val_loss / max(seen, 1), "arch_acc": 100.0 * val_correct / max(seen, 1)}
+        stats = {
+            "epoch": self.epoch + 1,
+            "tau": round(self.tau(), 4),
+            "lr": self.w_opt.param_groups[0]["lr"],
+            "train_loss": loss_sum / max(seen, 1),
+            "train_acc": 100.0 * correct / max(seen, 1),
+            "arch_loss": val_loss / max(seen, 1),
+            "arch_acc": 100.0 * val_correct / max(seen, 1),
+        }
         self.sched.step()
         self.epoch += 1
         return stats
@@ -214,8 +227,11 @@ class ITNASSearch:
         cells = {}
         for kind, a in self._arch_items():
             edges = tiep_cell(a, self.ops) if tiep else top_k_cell(a.probabilities(), a.graph, self.ops)
-            concat = (tuple(range(a.graph.num_inputs, a.graph.num_nodes)) if a.graph.num_inputs == 2
-                      else (a.graph.num_nodes - 1,))
+            concat = (
+                tuple(range(a.graph.num_inputs, a.graph.num_nodes))
+                if a.graph.num_inputs == 2
+                else (a.graph.num_nodes - 1,)
+            )
             cells[kind] = Cell(tuple(edges), concat, a.graph.num_inputs)
         return Genotype(cells["normal"], cells.get("reduce"), "darts" if self.s.space == "darts" else "nb201")
 
@@ -230,10 +246,18 @@ class ITNASSearch:
         return out
 
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "arch": self.arch.state_dict(), "w_opt": self.w_opt.state_dict(),
-                "a_opt": self.a_opt.state_dict(), "sched": self.sched.state_dict(), "epoch": self.epoch,
-                "noise": self.noise.get_state(), "w_data": self.w_data.state_dict(),
-                "a_data": self.a_data.state_dict(), "torch_rng": torch.get_rng_state()}
+        return {
+            "net": self.net.state_dict(),
+            "arch": self.arch.state_dict(),
+            "w_opt": self.w_opt.state_dict(),
+            "a_opt": self.a_opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "epoch": self.epoch,
+            "noise": self.noise.get_state(),
+            "w_data": self.w_data.state_dict(),
+            "a_data": self.a_data.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
 
     def load_state_dict(self, st: dict):
         self.net.load_state_dict(st["net"])

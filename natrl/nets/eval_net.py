@@ -6,6 +6,7 @@
 - ``NetworkNB201``: NAS-Bench-201's macro structure: 16-channel stem, 3 stages of 5 cells, residual
   reduction blocks between stages.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,8 +33,9 @@ class EvalCell(nn.Module):
         self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0)
         self.edges = [(src, dst) for _, src, dst in cell.edges]
         # Edges leaving an input node of a reduction cell carry the stride 2.
-        self._ops = nn.ModuleList(OPS[op](C, 2 if reduction and src < cell.num_inputs else 1, True)
-                                  for op, src, _ in cell.edges)
+        self._ops = nn.ModuleList(
+            OPS[op](C, 2 if reduction and src < cell.num_inputs else 1, True) for op, src, _ in cell.edges
+        )
         self.num_nodes = cell.num_nodes
         self.concat = list(cell.concat)
         self.multiplier = len(self.concat)
@@ -54,9 +56,15 @@ class AuxiliaryHead(nn.Module):
     def __init__(self, C, num_classes, imagenet=False):
         super().__init__()
         self.features = nn.Sequential(
-            nn.ReLU(inplace=True), nn.AvgPool2d(5, stride=2 if imagenet else 3, padding=0, count_include_pad=False),
-            nn.Conv2d(C, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True))
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(5, stride=2 if imagenet else 3, padding=0, count_include_pad=False),
+            nn.Conv2d(C, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+        )
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x):
@@ -66,8 +74,17 @@ class AuxiliaryHead(nn.Module):
 class _CellStack(nn.Module):
     """Shared body of the CIFAR and ImageNet networks: the stack of cells, aux head, pooling and classifier."""
 
-    def _build_cells(self, genotype: Genotype, C: int, C_stem: int, layers: int, num_classes: int,
-                     auxiliary: bool, reduction_prev: bool, imagenet: bool):
+    def _build_cells(
+        self,
+        genotype: Genotype,
+        C: int,
+        C_stem: int,
+        layers: int,
+        num_classes: int,
+        auxiliary: bool,
+        reduction_prev: bool,
+        imagenet: bool,
+    ):
         C_prev_prev, C_prev, C_curr = C_stem, C_stem, C
         self.cells = nn.ModuleList()
         self.aux_pos = 2 * layers // 3
@@ -77,8 +94,7 @@ class _CellStack(nn.Module):
                 C_curr *= 2
             cell_spec = genotype.reduce if reduction else genotype.normal
             assert cell_spec is not None
-            cell = EvalCell(cell_spec, C_prev_prev, C_prev, C_curr,
-                            reduction, reduction_prev)
+            cell = EvalCell(cell_spec, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
             self.cells.append(cell)
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
@@ -100,8 +116,15 @@ class _CellStack(nn.Module):
 
 
 class NetworkCIFAR(_CellStack):
-    def __init__(self, genotype: Genotype, C: int = 36, num_classes: int = 10, layers: int = 20,
-                 auxiliary: bool = False, stem_multiplier: int = 3):
+    def __init__(
+        self,
+        genotype: Genotype,
+        C: int = 36,
+        num_classes: int = 10,
+        layers: int = 20,
+        auxiliary: bool = False,
+        stem_multiplier: int = 3,
+    ):
         super().__init__()
         C_stem = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
@@ -113,14 +136,20 @@ class NetworkCIFAR(_CellStack):
 
 
 class NetworkImageNet(_CellStack):
-    def __init__(self, genotype: Genotype, C: int = 48, num_classes: int = 1000, layers: int = 14,
-                 auxiliary: bool = False):
+    def __init__(
+        self, genotype: Genotype, C: int = 48, num_classes: int = 1000, layers: int = 14, auxiliary: bool = False
+    ):
         super().__init__()
         self.stem0 = nn.Sequential(
-            nn.Conv2d(3, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2), nn.ReLU(inplace=True),
-            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
-        self.stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
-                                   nn.BatchNorm2d(C))
+            nn.Conv2d(3, C // 2, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C // 2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C),
+        )
+        self.stem1 = nn.Sequential(
+            nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C)
+        )
         self._build_cells(genotype, C, C, layers, num_classes, auxiliary, True, True)
 
     def forward(self, x):
@@ -183,8 +212,13 @@ DATASETS = {  # input resolution and classes of each evaluation setting
 }
 
 
-def build_network(genotype: Genotype, dataset: str = "cifar10", C: int | None = None, layers: int | None = None,
-                  auxiliary: bool = False) -> nn.Module:
+def build_network(
+    genotype: Genotype,
+    dataset: str = "cifar10",
+    C: int | None = None,
+    layers: int | None = None,
+    auxiliary: bool = False,
+) -> nn.Module:
     """The papers' evaluation network for ``genotype`` on ``dataset`` (C / layers default to the papers')."""
     _, num_classes = DATASETS[dataset]
     if genotype.space == "nb201":

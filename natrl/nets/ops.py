@@ -4,6 +4,7 @@ Implementations follow DARTS: sep_conv = two stacked (ReLU, depthwise kxk, point
 ReLU, depthwise kxk dilation 2, pointwise, BN; conv = ReLU, kxk conv, BN; skip with stride 2 = factorized reduce;
 null = zeros. ``pool_bn=True`` (the supernet) follows pooling with a BN, as the NAT authors do.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,21 +14,28 @@ import torch.nn.functional as F
 
 class ReLUConvBN(nn.Sequential):
     def __init__(self, C_in, C_out, kernel, stride, padding, affine=True):
-        super().__init__(nn.ReLU(inplace=False), nn.Conv2d(C_in, C_out, kernel, stride, padding, bias=False),
-                         nn.BatchNorm2d(C_out, affine=affine))
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_out, kernel, stride, padding, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
 
 
 class DilConv(nn.Sequential):
     def __init__(self, C_in, C_out, kernel, stride, padding, dilation, affine=True):
-        super().__init__(nn.ReLU(inplace=False),
-                         nn.Conv2d(C_in, C_in, kernel, stride, padding, dilation=dilation, groups=C_in, bias=False),
-                         nn.Conv2d(C_in, C_out, 1, bias=False), nn.BatchNorm2d(C_out, affine=affine))
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_in, kernel, stride, padding, dilation=dilation, groups=C_in, bias=False),
+            nn.Conv2d(C_in, C_out, 1, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
 
 
 class SepConv(nn.Sequential):
     def __init__(self, C_in, C_out, kernel, stride, padding, affine=True):
-        super().__init__(DilConv(C_in, C_in, kernel, stride, padding, 1, affine),
-                         DilConv(C_in, C_out, kernel, 1, padding, 1, affine))
+        super().__init__(
+            DilConv(C_in, C_in, kernel, stride, padding, 1, affine), DilConv(C_in, C_out, kernel, 1, padding, 1, affine)
+        )
 
 
 class FacConv(nn.Sequential):
@@ -36,8 +44,9 @@ class FacConv(nn.Sequential):
     def __init__(self, C, k, stride, first_row=True, affine=True):
         row = nn.Conv2d(C, C, (1, k), stride=(1, stride), padding=(0, k // 2), bias=False)
         col = nn.Conv2d(C, C, (k, 1), stride=(stride, 1), padding=(k // 2, 0), bias=False)
-        super().__init__(nn.ReLU(inplace=False), *((row, col) if first_row else (col, row)),
-                         nn.BatchNorm2d(C, affine=affine))
+        super().__init__(
+            nn.ReLU(inplace=False), *((row, col) if first_row else (col, row)), nn.BatchNorm2d(C, affine=affine)
+        )
 
 
 class Identity(nn.Module):
@@ -51,7 +60,7 @@ class Zero(nn.Module):
         self.stride = stride
 
     def forward(self, x):
-        return x[:, :, ::self.stride, ::self.stride].mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
 class FactorizedReduce(nn.Module):

@@ -11,6 +11,7 @@ normalises with the statistics of the batch it sees, in training and in scoring 
 mix the statistics of every sampled architecture and misjudge each one; batch statistics of a fixed,
 unaugmented validation batch score every architecture on equal terms. Scoring runs under ``torch.no_grad``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,12 +49,14 @@ def _bn_free_stats(module: nn.Module):
 
 
 class SuperCell(nn.Module):
-    def __init__(self, vocab, num_intermediate: int, C_prev_prev: int, C_prev: int, C: int, reduction: bool,
-                 reduction_prev: bool):
+    def __init__(
+        self, vocab, num_intermediate: int, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool
+    ):
         super().__init__()
         self.reduction, self.k = reduction, num_intermediate
-        self.preprocess0 = (FactorizedReduce(C_prev_prev, C, False) if reduction_prev
-                            else ReLUConvBN(C_prev_prev, C, 1, 1, 0, False))
+        self.preprocess0 = (
+            FactorizedReduce(C_prev_prev, C, False) if reduction_prev else ReLUConvBN(C_prev_prev, C, 1, 1, 0, False)
+        )
         self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, False)
         self.banks = nn.ModuleDict()
         for dst in range(2, 2 + num_intermediate):
@@ -71,8 +74,14 @@ class SuperCell(nn.Module):
 
 
 class Supernet(nn.Module):
-    def __init__(self, vocab, preset: SupernetPreset | str = "paper", num_classes: int = 10, stem_multiplier: int = 3,
-                 num_intermediate: int | None = None):
+    def __init__(
+        self,
+        vocab,
+        preset: SupernetPreset | str = "paper",
+        num_classes: int = 10,
+        stem_multiplier: int = 3,
+        num_intermediate: int | None = None,
+    ):
         super().__init__()
         p = PRESETS[preset] if isinstance(preset, str) else preset
         if num_intermediate is not None:  # 5 for ENAS-like cells

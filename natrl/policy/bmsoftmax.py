@@ -6,6 +6,7 @@ entropies), so after the softmax their probability is exactly 0 and they are nev
 
 Logits are [B, E, K] (one categorical per edge); log-probabilities and entropies sum over edges.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,7 @@ class BinaryMaskedSoftmax(TorchDistribution):
         super().__init__(logits=logits)
 
     def _get_torch_distribution(self, logits):
-        return torch.distributions.Independent(
-            torch.distributions.Categorical(logits=logits, validate_args=False), 1)
+        return torch.distributions.Independent(torch.distributions.Categorical(logits=logits, validate_args=False), 1)
 
     @staticmethod
     def required_input_dim(space, **kwargs) -> int:

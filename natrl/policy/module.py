@@ -14,6 +14,7 @@ Encoders (``model_config["encoder"]``):
 All three end in the Binary-Masked Softmax. The module also carries the REINFORCE moving-average reward
 baseline as a buffer so that it is checkpointed with the policy.
 """
+
 from __future__ import annotations
 
 import torch
@@ -81,8 +82,11 @@ class TransitionPolicy(TorchRLModule):
         N = self.num_nodes
         p_src, p_dst = self.pos_emb(src), self.pos_emb(dst)
         msg = F.relu(self.message(torch.cat([e_op, p_src], dim=-1)))  # [B, E, H]
-        h = (self.node_emb(obs["node_kind"].long()) + self.pos_emb.weight
-             + F.one_hot(dst, N).float().transpose(1, 2) @ msg)
+        h = (
+            self.node_emb(obs["node_kind"].long())
+            + self.pos_emb.weight
+            + F.one_hot(dst, N).float().transpose(1, 2) @ msg
+        )
         a_hat = normalized_adjacency(src, dst, N)
         for i, layer in enumerate(self.gcn):
             h = a_hat @ layer(h)

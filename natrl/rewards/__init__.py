@@ -1,4 +1,5 @@
 """Reward backends: score a batch of architectures; R(alpha | beta) = acc(alpha) - acc(beta) lives here."""
+
 from natrl.rewards.base import RewardBackend, reward
 from natrl.rewards.nb201 import NB201Table
 
@@ -18,6 +19,7 @@ def share_backend(backend: RewardBackend) -> str:
 
 def make_backend(name: str, **kwargs) -> RewardBackend:
     from natrl.errors import NatrlError
+
     if name in _SHARED:
         return _SHARED[name]
     if name == "nb201":

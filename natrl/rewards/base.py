@@ -1,4 +1,5 @@
 """The reward interface every backend implements (tabular NAS-Bench-201 here, supernet shards later)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,4 +20,4 @@ class RewardBackend(Protocol):
 def reward(backend: RewardBackend, alphas: Sequence[Genotype], betas: Sequence[Genotype]) -> np.ndarray:
     """R(alpha | beta) = acc(alpha) - acc(beta) for each pair (NAT Eqn. 2), scored in one batch."""
     acc = backend.score(list(alphas) + list(betas))
-    return acc[: len(alphas)] - acc[len(alphas):]
+    return acc[: len(alphas)] - acc[len(alphas) :]

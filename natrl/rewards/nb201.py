@@ -6,6 +6,7 @@ other global, so no code from the data file runs. Tuple position i of its key is
 (1,2),(1,3),(1,4),(2,3),(2,4),(3,4) (1-based nodes) and its op index is 0 skip, 1 none, 2 conv3x3, 3 conv1x1,
 4 avg_pool (docs/papers.md).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -53,7 +54,7 @@ def default_table_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data.anb"
 
 
-MAX_TABLE_BYTES = 200 * 1024 ** 2  # data.anb is 5.6 MB, the official CSV under 2 MB
+MAX_TABLE_BYTES = 200 * 1024**2  # data.anb is 5.6 MB, the official CSV under 2 MB
 FIX = "give analog-nasbench's data.anb (the default) or the official nb201_cifar10_valid_avg.csv.gz"
 
 
@@ -82,10 +83,19 @@ def read_anb(path) -> np.ndarray:
         raise NatrlError(f"NAS-Bench-201 table {path} does not exist; reinstall analog-nasbench") from None
     except OSError as e:
         raise NatrlError(f"cannot read NAS-Bench-201 table {path} ({e.strerror}); {FIX}") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError, KeyError,
-            RecursionError, MemoryError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        RecursionError,
+        MemoryError,
+    ) as e:
         raise NatrlError(f"{path} is not a readable analog-nasbench table ({e}); reinstall analog-nasbench") from None
-    acc = np.full(5 ** 6, np.nan)
+    acc = np.full(5**6, np.nan)
     try:  # a pickle of another structure (a list, a dict of other keys) is refused here, not half-read
         for key, rec in data.items():
             if not (isinstance(key, tuple) and len(key) == 6 and all(isinstance(k, int) for k in key)):
@@ -93,7 +103,9 @@ def read_anb(path) -> np.ndarray:
             ours = [ANB_OPS[key[OUR_EDGE_TO_ANB[i]]] for i in range(6)]
             acc[index_of(ours)] = float(rec.baseline_accuracy)
     except (AttributeError, TypeError, ValueError, IndexError, KeyError) as e:
-        raise NatrlError(f"{path} is a pickle but not an analog-nasbench table ({e.__class__.__name__}); {FIX}") from None
+        raise NatrlError(
+            f"{path} is a pickle but not an analog-nasbench table ({e.__class__.__name__}); {FIX}"
+        ) from None
     return acc
 
 
@@ -103,7 +115,8 @@ def read_official_csv(path) -> np.ndarray:
     import csv
 
     from natrl.cells import from_arch_str
-    acc = np.full(5 ** 6, np.nan)
+
+    acc = np.full(5**6, np.nan)
     check_table_file(Path(path))
     try:
         opener = gzip.open if str(path).endswith(".gz") else open
@@ -111,10 +124,14 @@ def read_official_csv(path) -> np.ndarray:
             for row in csv.DictReader(f):
                 acc[index_of(from_arch_str(row["arch_str"]).normal.ops)] = float(row["valid-accuracy"])
     except FileNotFoundError:
-        raise NatrlError(f"NAS-Bench-201 CSV {path} does not exist; pass the path to nb201_cifar10_valid_avg.csv.gz") from None
+        raise NatrlError(
+            f"NAS-Bench-201 CSV {path} does not exist; pass the path to nb201_cifar10_valid_avg.csv.gz"
+        ) from None
     except (KeyError, OSError, ValueError, TypeError, EOFError, csv.Error) as e:  # NatrlError is a ValueError
         reason = " ".join(str(e).split())[:160]
-        raise NatrlError(f"{path} is not an NAS-Bench-201 CSV with arch_str and valid-accuracy columns ({reason})") from None
+        raise NatrlError(
+            f"{path} is not an NAS-Bench-201 CSV with arch_str and valid-accuracy columns ({reason})"
+        ) from None
     return acc
 
 
@@ -123,8 +140,10 @@ def check_complete(acc: np.ndarray, path: str) -> np.ndarray:
     cell would train the policy on NaN (an empty CSV, a CSV with 'nan' accuracies, a pickled empty dict)."""
     bad = ~np.isfinite(acc) | (acc < 0) | (acc > 100)
     if bad.any():
-        raise NatrlError(f"NAS-Bench-201 table {path} has no accuracy in 0..100 for {int(bad.sum())} of the "
-                         f"{acc.size} cells (empty, blank or NaN rows); {FIX}")
+        raise NatrlError(
+            f"NAS-Bench-201 table {path} has no accuracy in 0..100 for {int(bad.sum())} of the "
+            f"{acc.size} cells (empty, blank or NaN rows); {FIX}"
+        )
     return acc
 
 

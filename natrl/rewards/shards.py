@@ -5,6 +5,7 @@ are averaged with one all-reduce through torch.distributed (NCCL on GPUs, gloo o
 weights through the object store; identical initial weights + identical averaged updates keep the replicas
 identical. Scoring spreads the genotypes of a call over the shards.
 """
+
 from __future__ import annotations
 
 import socket
@@ -28,7 +29,7 @@ def allreduce_gradients(module: torch.nn.Module, world_size: int):
     offset = 0
     for p, g in zip(params, grads):
         n = g.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
 
 
@@ -87,6 +88,7 @@ class SupernetShard(DataParallelWorker):
     def __init__(self, rank: int, world_size: int, vocab, data, trainer_kwargs: dict):
         from natrl.datasets import load_cifar10
         from natrl.rewards.supernet import SupernetTrainer
+
         if not torch.cuda.is_available():
             torch.set_num_threads(1)  # CPU shards share the machine's cores
         arrays = load_cifar10(data) if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__") else data
@@ -138,6 +140,7 @@ class SupernetShards:
 
     def _start(self):
         import ray
+
         per_shard = {"num_gpus": 1, "num_cpus": 1} if self.num_gpus else {"num_cpus": 1}
         actor = ray.remote(**per_shard)(SupernetShard)
         self.shards = [actor.remote(r, self.world_size, *self._args) for r in range(self.world_size)]
@@ -151,6 +154,7 @@ class SupernetShards:
         """ray.get(call()), restarting every shard from the last checkpoint once if one has died."""
         import ray
         from ray.exceptions import RayActorError
+
         try:
             return ray.get(call())
         except RayActorError:
@@ -171,15 +175,19 @@ class SupernetShards:
 
     def score(self, genotypes) -> np.ndarray:
         import numpy as np
+
         k, self.batch_counter = self.batch_counter, self.batch_counter + 1
         chunks = np.array_split(np.arange(len(genotypes)), min(self.world_size, len(genotypes)))
-        return np.concatenate(self._run(
-            lambda: [s.score.remote([genotypes[i] for i in c], k) for s, c in zip(self.shards, chunks)]))
+        return np.concatenate(
+            self._run(lambda: [s.score.remote([genotypes[i] for i in c], k) for s, c in zip(self.shards, chunks)])
+        )
 
     def state_dict(self) -> dict:
         """Replicas are identical: rank 0's state is the state of all (remembered for restarts)."""
-        self.last_state = {"shard": self._run(lambda: self.shards[0].state_dict.remote()),
-                           "batch_counter": self.batch_counter}
+        self.last_state = {
+            "shard": self._run(lambda: self.shards[0].state_dict.remote()),
+            "batch_counter": self.batch_counter,
+        }
         return self.last_state
 
     def load_state_dict(self, state: dict):
@@ -189,5 +197,6 @@ class SupernetShards:
 
     def shutdown(self):
         import ray
+
         for s in self.shards:
             ray.kill(s)

@@ -10,6 +10,7 @@ the 40% split (weights; augmented) and the 60% split (reward; never augmented) a
 - ``state_dict`` / ``load_state_dict``: supernet, optimizer, schedule, batch-order RNGs, batch cursor.
 The Ray actors that hold one trainer per GPU (or CPU) shard build on this class.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -26,20 +27,35 @@ from natrl.nets.supernet import Supernet
 class SupernetTrainer:
     space = "darts"
 
-    def __init__(self, vocab, data: dict, preset="tiny", batch_size: int = 64, lr: float = 0.01,
-                 lr_min: float = 0.001, epochs: int = 100, momentum: float = 0.9, weight_decay: float = 3e-4,
-                 weights_frac: float = 0.4, seed: int = 0, device="cpu", shard: tuple[int, int] = (0, 1),
-                 num_intermediate: int = 4):
+    def __init__(
+        self,
+        vocab,
+        data: dict,
+        preset="tiny",
+        batch_size: int = 64,
+        lr: float = 0.01,
+        lr_min: float = 0.001,
+        epochs: int = 100,
+        momentum: float = 0.9,
+        weight_decay: float = 3e-4,
+        weights_frac: float = 0.4,
+        seed: int = 0,
+        device="cpu",
+        shard: tuple[int, int] = (0, 1),
+        num_intermediate: int = 4,
+    ):
         torch.manual_seed(seed)
         self.device = torch.device(device)
         self.net = Supernet(vocab, preset, num_intermediate=num_intermediate).to(self.device)
         w_idx, r_idx = split_indices(len(data["train_y"]), weights_frac, seed)
         rank, world = shard  # equal, disjoint parts of the weights split, so every shard takes as many steps
         w_idx = w_idx[: len(w_idx) // world * world][rank::world]
-        self.weights = DeviceBatches(data["train_x"][w_idx], data["train_y"][w_idx], batch_size, device,
-                                     augment=True, seed=seed)
-        self.reward = DeviceBatches(data["train_x"][r_idx], data["train_y"][r_idx], batch_size, device,
-                                    augment=False, seed=seed + 1)
+        self.weights = DeviceBatches(
+            data["train_x"][w_idx], data["train_y"][w_idx], batch_size, device, augment=True, seed=seed
+        )
+        self.reward = DeviceBatches(
+            data["train_x"][r_idx], data["train_y"][r_idx], batch_size, device, augment=False, seed=seed + 1
+        )
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         # cosine from lr to lr_min over ``epochs`` (the released code's floor equalled its start: constant lr)
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=epochs, eta_min=lr_min)
@@ -49,8 +65,12 @@ class SupernetTrainer:
     def steps_per_epoch(self) -> int:
         return len(self.weights)
 
-    def train_epoch(self, betas: Sequence[Genotype] | Callable[[], Genotype], max_steps: int | None = None,
-                    after_backward: Callable[[], None] | None = None) -> dict:
+    def train_epoch(
+        self,
+        betas: Sequence[Genotype] | Callable[[], Genotype],
+        max_steps: int | None = None,
+        after_backward: Callable[[], None] | None = None,
+    ) -> dict:
         self.net.train()
         total, correct, loss_sum, steps = 0, 0, 0.0, 0
         for x, y in self.weights.batches():
@@ -70,8 +90,12 @@ class SupernetTrainer:
                 break
         self.schedule.step()
         self.epoch += 1
-        return {"epoch": self.epoch, "loss": loss_sum / total, "train_acc": 100 * correct / total,
-                "lr": self.optimizer.param_groups[0]["lr"]}
+        return {
+            "epoch": self.epoch,
+            "loss": loss_sum / total,
+            "train_acc": 100 * correct / total,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
 
     def score(self, genotypes: Sequence[Genotype], batch_index: int) -> np.ndarray:
         self.net.eval()
@@ -79,9 +103,14 @@ class SupernetTrainer:
         return self.net.accuracy(genotypes, x, y).cpu().numpy().astype(np.float64)
 
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "epoch": self.epoch,
-                "weights_rng": self.weights.state_dict(), "reward_rng": self.reward.state_dict()}
+        return {
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "epoch": self.epoch,
+            "weights_rng": self.weights.state_dict(),
+            "reward_rng": self.reward.state_dict(),
+        }
 
     def load_state_dict(self, state: dict):
         self.net.load_state_dict(state["net"])
