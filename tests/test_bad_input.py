@@ -780,8 +780,6 @@ CASES += [
         "--values",
         "0.1",
         "１",
-        xfail="natrl/runs/sweep.py grid_points: float('１') "
-        "reads a non-ASCII digit as 1.0, so the value is accepted and the sweep starts Ray",
     )
 ]
 CASES += [
@@ -816,10 +814,6 @@ CASES += [
 
 # ---- search_itnas ---------------------------------------------------------------------------------------------
 T = "search_itnas"
-ITNAS_ORDER = (
-    "natrl/runs/itnas.py search(): load_cifar10 decodes --data and writes its cache under $NATRL_CACHE "
-    "before load_tables reads and refuses the bad table"
-)
 CASES += [
     C(T),
     C(T, "--bogus"),
@@ -832,9 +826,9 @@ CASES += [
     C(T, "--data", "{images}", "--variant", "enas"),
     C(T, "--data", "{images}", "--variants", "itnas", "itnas"),
     C(T, "--data", "{images}", "--space", "darts", "--table", "{nan.csv}"),
-    C(T, "--data", "{images}", "--space", "nb201", "--table", "{list.anb}", xfail=ITNAS_ORDER),
-    C(T, "--data", "{images}", "--space", "nb201", "--report-table", "{empty.csv}", xfail=ITNAS_ORDER),
-    C(T, "--data", "{images}", "--space", "nb201", "--table", "{T}/missing.anb", xfail=ITNAS_ORDER),
+    C(T, "--data", "{images}", "--space", "nb201", "--table", "{list.anb}"),
+    C(T, "--data", "{images}", "--space", "nb201", "--report-table", "{empty.csv}"),
+    C(T, "--data", "{images}", "--space", "nb201", "--table", "{T}/missing.anb"),
     C(T, "--data", "{images}", "--out", "{afile}/sub"),
     C(T, "--data", "{images}", "--num-gpus", "2"),
     C(T, "--data", "{images}", "--out", "{fulldir}"),

@@ -174,8 +174,8 @@ def search(cfg: SearchConfig) -> Path:
     from natrl.itnas.search import ITNASSearch
     from natrl.rundir import RunDir, seed_everything
 
+    tables = load_tables(cfg)  # tables first: a bad table must not leave a CIFAR cache behind
     data = load_cifar10(cfg.data)
-    tables = load_tables(cfg)
     device = search_device(cfg)
     resumed = RunDir.reopen(cfg.resume, SEARCH_KIND) if cfg.resume else None
     state = resumed.load_checkpoint() if resumed else None
@@ -306,8 +306,8 @@ def ablation(cfg: SearchConfig) -> Path:
     from natrl.datasets import load_cifar10
     from natrl.rundir import RunDir
 
-    load_cifar10(cfg.data)  # a bad --data or table fails here, once, not in every trial
-    load_tables(cfg)
+    load_tables(cfg)  # a bad table or --data fails here, once, not in every trial (tables before the
+    load_cifar10(cfg.data)  # CIFAR cache is written)
     sweep = RunDir.reopen(cfg.resume, ABLATION_KIND) if cfg.resume else None
     if sweep is not None:
         sweep.load_checkpoint()

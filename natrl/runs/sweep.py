@@ -81,6 +81,8 @@ def grid_points(ablation: str, values: list[str]) -> list[dict]:
     points = []
     for v in values:
         try:
+            if not v.isascii():  # float() reads non-ASCII digits ('１' is 1.0): refuse what the user cannot see
+                raise ValueError
             value = kind(float(v)) if kind in (int, float) else v
             if kind in (int, float) and (not math.isfinite(float(v)) or float(v) < 0 or float(v) != value):
                 raise ValueError
