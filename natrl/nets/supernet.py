@@ -10,6 +10,11 @@ BatchNorm semantics (deliberate): every BN has ``affine=False`` and ``track_runn
 normalises with the statistics of the batch it sees, in training and in scoring alike. Running averages would
 mix the statistics of every sampled architecture and misjudge each one; batch statistics of a fixed,
 unaugmented validation batch score every architecture on equal terms. Scoring runs under ``torch.no_grad``.
+
+Sharded training (natrl/rewards/shards.py): each shard runs its slice of the global batch; while training with
+``sync_batchnorm(True)`` inside a torch.distributed group, every BN normalises with the statistics of the whole
+global batch (one differentiable all-reduce of per-channel sums), so N shards compute what one process computes
+on the union batch. Scoring (eval mode) never synchronises: each shard scores its own genotypes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 
 from natrl.cells import Cell, Genotype
@@ -38,14 +44,58 @@ PRESETS = {
 }
 
 
+class ShardBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm on batch statistics; with ``sync`` set, in training mode and inside a process group, on the
+    statistics of the global batch spread over the group's ranks (see the module docstring)."""
+
+    sync = False
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.training and self.sync and dist.is_initialized() and dist.get_world_size() > 1:
+            return global_batch_norm(input, self.eps)
+        return super().forward(input)
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """all_reduce(SUM) with its gradient: every rank's loss depends on the sum, so the gradient of each rank's
+    contribution is the sum of the ranks' output gradients (an all-reduce of them)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def global_batch_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """(x - mean) / sqrt(var + eps) with per-channel mean and biased variance over every rank's batch, from one
+    all-reduce of [sum, sum of squares, count]; differentiable, so the backward pass is the global BN's."""
+    C = x.shape[1]
+    count = x.new_full((1,), x.numel() / C)
+    total = _SumOverRanks.apply(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
+    mean = total[:C] / total[-1]
+    var = (total[C : 2 * C] / total[-1] - mean * mean).clamp_min(0)
+    return (x - mean.view(1, C, 1, 1)) * torch.rsqrt(var + eps).view(1, C, 1, 1)
+
+
 def _bn_free_stats(module: nn.Module):
-    """Make every BatchNorm use batch statistics only (see the module docstring)."""
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.track_running_stats = False
-            m.running_mean = m.running_var = m.num_batches_tracked = None
-            m.affine = False
-            m.weight = m.bias = None  # type: ignore[assignment]  # torch stubs: BatchNorm weight/bias are Optional
+    """Replace every BatchNorm2d by a ShardBatchNorm2d on batch statistics only (see the module docstring).
+    BatchNorms without affine parameters or running buffers hold no state: the swap changes no weights."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(
+                module,
+                name,
+                ShardBatchNorm2d(child.num_features, eps=child.eps, affine=False, track_running_stats=False),
+            )
+        else:
+            _bn_free_stats(child)
 
 
 class SuperCell(nn.Module):
@@ -109,6 +159,12 @@ class Supernet(nn.Module):
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, genotype.reduce if cell.reduction else genotype.normal)
         return self.classifier(self.global_pooling(s1).flatten(1))
+
+    def sync_batchnorm(self, enabled: bool):
+        """Training BatchNorms use the global batch's statistics across the process group (shards)."""
+        for m in self.modules():
+            if isinstance(m, ShardBatchNorm2d):
+                m.sync = enabled
 
     @torch.no_grad()
     def accuracy(self, genotypes, x, y) -> torch.Tensor:

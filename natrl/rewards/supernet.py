@@ -2,8 +2,11 @@
 
 ``SupernetTrainer`` is the compute a supernet shard holds: the supernet, its SGD optimizer and cosine schedule,
 the 40% split (weights; augmented) and the 60% split (reward; never augmented) as device batches.
-- ``train_epoch(betas)``: one pass over (this shard's part of) the weights split; step i trains input betas[i]
-  (or a fresh sample from a callable); ``after_backward`` lets shards average gradients before the step.
+- ``train_epoch(betas)``: one pass over the weights split in global batches of ``batch_size``; step i trains
+  input betas[i] (or a fresh sample from a callable). With ``shard=(rank, world)`` every shard draws the same
+  global batch (same seeded order and augmentation) and trains its slice of it, with the loss summed and
+  divided by the global batch size: summed gradients (``after_backward``) and global BatchNorm statistics then
+  give exactly the step one process takes on the whole batch, with as many steps per epoch.
 - ``score(genotypes, batch_index)``: accuracy of each genotype on reward batch ``batch_index`` of a fixed
   seeded sequence, under no_grad, so that R(alpha | beta) = acc(alpha) - acc(beta) compares them on identical
   images, on whichever replica scores them.
@@ -43,13 +46,14 @@ class SupernetTrainer:
         device="cpu",
         shard: tuple[int, int] = (0, 1),
         num_intermediate: int = 4,
+        dtype: torch.dtype = torch.float32,
     ):
         torch.manual_seed(seed)
         self.device = torch.device(device)
-        self.net = Supernet(vocab, preset, num_intermediate=num_intermediate).to(self.device)
+        self.dtype = dtype  # float64 only for exactness checks (shards vs one process)
+        self.net = Supernet(vocab, preset, num_intermediate=num_intermediate).to(self.device, dtype)
         w_idx, r_idx = split_indices(len(data["train_y"]), weights_frac, seed)
-        rank, world = shard  # equal, disjoint parts of the weights split, so every shard takes as many steps
-        w_idx = w_idx[: len(w_idx) // world * world][rank::world]
+        self.rank, self.world = shard  # every shard holds the whole split and trains its slice of each batch
         self.weights = DeviceBatches(
             data["train_x"][w_idx], data["train_y"][w_idx], batch_size, device, augment=True, seed=seed
         )
@@ -65,24 +69,33 @@ class SupernetTrainer:
     def steps_per_epoch(self) -> int:
         return len(self.weights)
 
+    def local_slice(self, n: int) -> slice:
+        """This shard's contiguous part of a global batch of ``n`` images (parts differ by at most one)."""
+        base, extra = divmod(n, self.world)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (self.rank < extra))
+
     def train_epoch(
         self,
         betas: Sequence[Genotype] | Callable[[], Genotype],
         max_steps: int | None = None,
         after_backward: Callable[[], None] | None = None,
     ) -> dict:
+        """One pass; returns this shard's sums (``loss_sum``, ``correct``, ``images``) besides its means."""
         self.net.train()
         total, correct, loss_sum, steps = 0, 0, 0.0, 0
-        for x, y in self.weights.batches():
+        for x_all, y_all in self.weights.batches():
+            part = self.local_slice(len(y_all))
+            x, y = x_all[part].to(self.dtype), y_all[part]
             logits = self.net(x, betas() if callable(betas) else betas[steps])
-            loss = F.cross_entropy(logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            summed = F.cross_entropy(logits, y, reduction="sum")
+            self.optimizer.zero_grad(set_to_none=True)  # an op that did not run keeps grad None: SGD skips it
+            (summed / len(y_all)).backward()  # the global batch mean, once the shards' gradients are summed
             if after_backward is not None:
                 after_backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
             self.optimizer.step()
-            loss_sum += loss.item() * len(y)
+            loss_sum += summed.item()
             correct += (logits.argmax(1) == y).sum().item()
             total += len(y)
             steps += 1
@@ -92,14 +105,19 @@ class SupernetTrainer:
         self.epoch += 1
         return {
             "epoch": self.epoch,
-            "loss": loss_sum / total,
-            "train_acc": 100 * correct / total,
+            "loss": loss_sum / max(total, 1),
+            "train_acc": 100 * correct / max(total, 1),
             "lr": self.optimizer.param_groups[0]["lr"],
+            "loss_sum": loss_sum,
+            "correct": correct,
+            "images": total,
+            "steps": steps,
         }
 
     def score(self, genotypes: Sequence[Genotype], batch_index: int) -> np.ndarray:
         self.net.eval()
         x, y = self.reward.batch(batch_index)
+        x = x.to(self.dtype)
         return self.net.accuracy(genotypes, x, y).cpu().numpy().astype(np.float64)
 
     def state_dict(self) -> dict:
