@@ -253,16 +253,19 @@ class DeviceBatches:
         flip = self._rand(B, high=2).bool().view(B, 1, 1, 1)
         x = torch.where(flip, x.flip(-1), x)
         if self.cutout:
-            cy, cx = self._rand(B, high=H), self._rand(B, high=W)
-            yy = torch.arange(H, device=x.device).view(1, H, 1)
-            xx = torch.arange(W, device=x.device).view(1, 1, W)
-            hole = ((yy - cy.view(B, 1, 1)).abs() <= self.cutout // 2) & (
-                (xx - cx.view(B, 1, 1)).abs() <= self.cutout // 2
-            )
-            x = x * (~hole).unsqueeze(1)
+            x = x * (~self._hole(B, H, W, x.device)).unsqueeze(1)
         # the crop's gather leaves channels-last strides; CPU convolutions (depthwise ones especially) run their
         # backward pass orders of magnitude slower on them
         return x.contiguous()
+
+    def _hole(self, B: int, H: int, W: int, device) -> torch.Tensor:
+        """[B, H, W] cutout masks: a cutout x cutout square centred on a random pixel, clipped at the border
+        (DARTS' Cutout: rows clip(cy - L/2) .. clip(cy - L/2 + L), exactly L x L inside the image)."""
+        cy, cx = self._rand(B, high=H), self._rand(B, high=W)
+        top, left = (cy - self.cutout // 2).view(B, 1, 1), (cx - self.cutout // 2).view(B, 1, 1)
+        yy = torch.arange(H, device=device).view(1, H, 1)
+        xx = torch.arange(W, device=device).view(1, 1, W)
+        return (yy >= top) & (yy < top + self.cutout) & (xx >= left) & (xx < left + self.cutout)
 
     def batches(self, shuffle: bool = True):
         n = len(self.y)

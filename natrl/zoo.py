@@ -6,12 +6,16 @@ cells R1-R5, and the authors' published NAT (``NAT_*``) and NAT++ (``NATv2_*``, 
 
 ``resolve(spec)`` turns anything a user may type into a genotype: a registry name or alias, a JSON file, a
 NAS-Bench-201 ``arch_str``, or DARTS ``Genotype(...)`` text.
+
+Hand-crafted networks (NAT++ Table 1): ``get("ResNet20")`` is the network's cell (the ResBlock genotype) and
+``network("ResNet20")`` the cell together with the macro network it lives in (``natrl.handcrafted``); their new
+cells (VGG16's layer, ResBlockB, Bottleneck, ShuffleUnit) are registry entries from natrl/data/handcrafted.json.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from natrl.cells import Genotype, from_arch_str, genotype_from_dict, load_genoty
 from natrl.errors import NatrlError
 
 DATA = Path(__file__).parent / "data" / "genotypes.json"
+HANDCRAFTED_CELLS = Path(__file__).parent / "data" / "handcrafted.json"
 
 # Extra names people use for the same entries (lookup is case-insensitive as well).
 ALIASES = {
@@ -80,6 +85,7 @@ class ZooEntry:
     source: str
     defaults: dict = field(default_factory=dict)  # dataset -> build_network kwargs
     published: dict = field(default_factory=dict)  # dataset -> (params M, MAdds M, where)
+    network: str | None = None  # the hand-crafted network this name stands for (its cell is ``genotype``)
 
 
 def _base_model(name: str) -> str:
@@ -91,7 +97,7 @@ def _base_model(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _entries() -> dict[str, ZooEntry]:
-    raw = json.loads(DATA.read_text())
+    raw = {**json.loads(DATA.read_text()), **json.loads(HANDCRAFTED_CELLS.read_text())}
     out = {}
     for name, d in raw.items():
         g = genotype_from_dict(d, where=f"registry entry {name}")
@@ -117,8 +123,30 @@ def _canonical(name: str) -> str | None:
     return ALIASES.get(hit, hit) if hit else None
 
 
+def _network_names() -> list[str]:
+    from natrl import handcrafted
+
+    return handcrafted.names()
+
+
+def _network_entry(name: str) -> ZooEntry | None:
+    """The entry of a hand-crafted network name (its cell, labelled with the network), or None."""
+    from natrl import handcrafted
+
+    if not handcrafted.is_network(name):
+        return None
+    spec = next(s for (n, _), s in handcrafted.SPECS.items() if n == name)
+    cell = _entries()[spec.cell]
+    return ZooEntry(name, cell.genotype, f"{spec.name} network, {spec.cell} cell", network=name)
+
+
 def entry(name: str) -> ZooEntry:
     canon = _canonical(name)
+    if canon is not None and name in _network_names():  # VGG16, MobileNetV2: a cell entry that names a network
+        return replace(_entries()[canon], network=name)
+    net = _network_entry(name)
+    if net is not None:
+        return net
     if canon is None:
         raise NatrlError(
             f"unknown architecture '{name[:80]}'; known: {', '.join(names())} "
@@ -128,8 +156,18 @@ def entry(name: str) -> ZooEntry:
 
 
 def get(name: str) -> Genotype:
-    """The genotype registered as ``name`` (case-insensitive; aliases such as MobileNetV2, NATPP_DARTS)."""
+    """The genotype registered as ``name`` (case-insensitive; aliases such as MobileNetV2, NATPP_DARTS); for a
+    hand-crafted network (VGG16, ResNet20, ...) the cell of its blocks."""
     return entry(name).genotype
+
+
+def network(name: str, dataset: str = "cifar10"):
+    """A hand-crafted network of NAT++ Table 1 (VGG16, ResNet20, ResNet56, ShuffleNet, MobileNetV2; ImageNet:
+    VGG16, ResNet18, ResNet50, ShuffleNet, MobileNetV2): ``.genotype`` its cell, ``.build(genotype)`` the network
+    with that cell (default the original) in every block, ``.published`` NAT++ Table 1's (params M, MAdds M)."""
+    from natrl import handcrafted
+
+    return handcrafted.network(name, dataset)
 
 
 def _is_file(spec: str) -> bool:

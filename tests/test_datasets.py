@@ -153,7 +153,7 @@ def test_device_batches_augmentation_is_a_crop_or_flip_of_the_image():
 
 
 def test_cutout_zeroes_a_square():
-    """Same seed with and without cutout: same crops and flips, plus an 8x8-ish hole of zeros per image."""
+    """Same seed with and without cutout: same crops and flips, plus an at most 8x8 hole of zeros per image."""
     x = np.full((4, 32, 32, 3), 255, dtype=np.uint8)
 
     def blank_pixels(cutout):
@@ -162,7 +162,18 @@ def test_cutout_zeroes_a_square():
         return ((xa * b.std + b.mean).abs() < 1e-5).all(1).sum((1, 2))  # zeros from padding (and cutout)
 
     extra = blank_pixels(8) - blank_pixels(0)
-    assert (extra > 0).all() and (extra <= 9 * 9).all()
+    assert (extra > 0).all() and (extra <= 8 * 8).all()
+
+
+@pytest.mark.parametrize("size", [16, 7])
+def test_cutout_hole_is_exactly_size_by_size(size):
+    """DARTS' Cutout: an L x L hole (16 x 16 for the papers' cutout 16, not 17 x 17), clipped only at the border."""
+    b = DeviceBatches(np.zeros((1, 32, 32, 3), np.uint8), np.zeros(1, np.int64), 1, cutout=size, seed=0)
+    holes = b._hole(4096, 32, 32, "cpu")
+    rows, cols = holes.any(2).sum(1), holes.any(1).sum(1)
+    assert int(rows.max()) == size and int(cols.max()) == size  # interior holes: exactly L rows and L columns
+    assert (holes.sum((1, 2)) == rows * cols).all()  # a rectangle (clipped square), never more than L x L
+    assert int(holes.sum((1, 2)).max()) == size * size
 
 
 def test_cifar100_pickle_layout_and_class_folders(tmp_path, cache):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import load_script
 
+from natrl.errors import NatrlError
 from natrl.rundir import RunDir
 from natrl.runs import train_eval as lib
 
@@ -140,6 +141,55 @@ def test_presets_are_data_and_given_knobs_win():
     cfg, _ = parse_config(lib.EvalConfig, ["--data", "D", "--dataset", "imagenet"])
     assert (cfg.layers, cfg.channels, cfg.lr, cfg.label_smoothing) == (14, 48, 0.1, 0.1)
     assert lib.model_and_method("NAT_ENAS") == ("ENAS", "NAT") and lib.model_and_method("DARTS_V2") == ("DARTS", "/")
+
+
+@pytest.mark.parametrize(
+    "arch,network,recipe,cutout,batch",
+    [
+        ("ResNet20", "ResNet20", "handcrafted", 0, 128),  # hand-crafted: no cutout (the papers' rule)
+        ("NATv2_MobileNetv2", None, "nas", 16, 96),  # a cell in the DARTS cell network
+        ("R3", None, "random", 0, 128),  # NAT++ Table 4's random architectures: batch 128, no cutout
+        ("NAT_R3", None, "random", 0, 128),
+        ("DARTS_V2", None, "nas", 16, 96),
+    ],
+)
+def test_recipe_follows_the_architecture(arch, network, recipe, cutout, batch):
+    from natrl.config import parse_config
+
+    cfg, _ = parse_config(lib.EvalConfig, ["--data", "D", "--arch", arch])
+    assert (cfg.network, cfg.recipe, cfg.cutout, cfg.batch_size) == (network, recipe, cutout, batch)
+    assert lib.model_and_method(arch, cfg.network)[0] == (network or lib.model_and_method(arch)[0])
+    given, _ = parse_config(lib.EvalConfig, ["--data", "D", "--arch", arch, "--cutout", "8", "--recipe", "nas"])
+    assert (given.cutout, given.recipe) == (8, "nas")  # what the user gives wins
+
+
+@pytest.mark.slow
+def test_handcrafted_network_trains_and_labels_its_table_row(tmp_path, cifar):
+    """A derived cell file named NATv2_ResNet20.json goes back into ResNet20 (its own depth and widths)."""
+    from natrl import zoo
+    from natrl.cells import save_genotype
+
+    arch = save_genotype(zoo.get("NATv2_ResBlock"), tmp_path / "NATv2_ResNet20.json")
+    cfg = lib.EvalConfig(arch=str(arch), data=str(cifar), preset="tiny", epochs=1, train_subset=16, batch_size=8)
+    res = json.loads((lib.train(dataclasses_replace(cfg, out=str(tmp_path / "r"))) / "results.json").read_text())
+    assert (res["model"], res["method"], res["network"], res["recipe"], res["cutout"]) == (
+        "ResNet20",
+        "NAT++",
+        "ResNet20",
+        "handcrafted",
+        0,
+    )
+    assert res["layers"] == 9 and res["channels"] == 16 and 0.2 < res["params_M"] < 0.3
+    with pytest.raises(NatrlError, match="do not apply to the hand-crafted network ResNet20"):
+        lib.train(dataclasses_replace(cfg, layers=3, out=str(tmp_path / "r2")))
+    with pytest.raises(NatrlError, match="no hand-crafted network 'ResNet50' for cifar10"):
+        lib.train(dataclasses_replace(cfg, network="ResNet50", out=str(tmp_path / "r3")))
+
+
+def dataclasses_replace(cfg, **kw):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)
 
 
 def test_help_shows_the_knob_docs(te, capsys):

@@ -30,14 +30,25 @@ class Fig5Config(RunConfig):
     nb201: list[str] | None = knob(
         None, "NAT_RUN NATPP_RUN: draw held-out NB201 inputs and the cells both runs derive from them", metavar="RUN"
     )
+    handcrafted: list[str] | None = knob(
+        None,
+        "NAT_RUN NATPP_RUN (darts-space supernet runs): derive the cell of every hand-crafted CIFAR network "
+        "(VGG16, ResNet20, ResNet56, ShuffleNet, MobileNetV2) with each policy, draw original / NAT / NAT++ and "
+        "write the derived genotypes (NAT_<net>.json, NATv2_<net>.json) and their costs (handcrafted.json)",
+        metavar="RUN",
+    )
+    samples: int = knob(10, "--handcrafted: candidates sampled per cell besides the argmax (best by supernet)", ge=1)
     inputs: int = knob(3, "--nb201: number of inputs drawn", ge=1, le=50)
     reduce: bool = knob(False, "also draw the reduction cells")
     out: str = knob("tables", "output directory for fig5.png, created if missing")
     force: bool = knob(False, "overwrite fig5.png if --out already holds one")
 
     def validate(self):
-        if self.nb201 is not None and self.rows is not None:
-            raise NatrlError("give --rows or --nb201, not both")
+        if sum(x is not None for x in (self.rows, self.nb201, self.handcrafted)) > 1:
+            raise NatrlError("give one of --rows, --nb201, --handcrafted")
+        if self.handcrafted is not None and len(self.handcrafted) != 2:
+            got = len(self.handcrafted)
+            raise NatrlError(f"--handcrafted takes two run directories (NAT_RUN NATPP_RUN), got {got}")
         if self.nb201 is not None and len(self.nb201) != 2:
             raise NatrlError(f"--nb201 takes two run directories (NAT_RUN NATPP_RUN), got {len(self.nb201)}")
 
@@ -130,6 +141,39 @@ def genotype_figure(genotype, title: str = ""):
     return fig
 
 
+def handcrafted_panels(nat_run: str, natpp_run: str, samples: int) -> tuple[list[list], list[dict]]:
+    """Rows of (title, genotype) (original, NAT, NAT++ cell of each hand-crafted CIFAR network) and the records."""
+    from natrl import handcrafted
+    from natrl.cells import genotype_from_dict
+
+    names = handcrafted.names("cifar10")
+    by_rule = {}
+    for label, run in (("NAT", nat_run), ("NAT++", natpp_run)):
+        if not Path(run).is_dir():
+            raise NatrlError(f"--handcrafted {run} is not a directory; give two darts-space runs of train_natpp.py")
+        by_rule[label] = handcrafted.derive_networks(run, names, samples=samples)
+    rows, records = [], []
+    for i, name in enumerate(names):
+        row = [(f"{name} (original)", handcrafted.network(name).genotype)]
+        for label, recs in by_rule.items():
+            rec = {**recs[i], "method": label}
+            records.append(rec)
+            p, m = rec["costs"]["params_M"][1], rec["costs"]["madds_M"][1]
+            row.append((f"{name} {label} ({p:.2f}M, {m:.0f}M MAdds)", genotype_from_dict(rec["output"])))
+        rows.append(row)
+    return rows, records
+
+
+def handcrafted_files(out: Outputs, records: list[dict]) -> None:
+    """NAT_<net>.json / NATv2_<net>.json (genotypes train_eval.py places back in <net>) and handcrafted.json."""
+    import json
+
+    for rec in records:
+        prefix = "NATv2_" if rec["method"] == "NAT++" else "NAT_"
+        out.text(f"{prefix}{rec['network']}.json", json.dumps(rec["output"], indent=1) + "\n")
+    out.text("handcrafted.json", json.dumps(records, indent=1) + "\n")
+
+
 def fig5(cfg: Fig5Config, given=None) -> Path:
     """The fig5 command: fig5.png into ``cfg.out``."""
     out = Outputs(cfg.out, cfg.force)
@@ -137,9 +181,13 @@ def fig5(cfg: Fig5Config, given=None) -> Path:
     if cfg.nb201:
         nat_run, natpp_run = cfg.nb201
         rows = nb201_panels(nat_run, natpp_run, cfg.inputs)
+    elif cfg.handcrafted:
+        nat_run, natpp_run = cfg.handcrafted
+        rows, records = handcrafted_panels(nat_run, natpp_run, cfg.samples)
+        handcrafted_files(out, records)
     else:
         rows = spec_rows(cfg.rows or DEFAULT_ROWS)
     out.figure("fig5.png", fig5_figure(rows, cfg.reduce))
-    path = out.commit()[0]
+    path = next(p for p in out.commit() if p.name == "fig5.png")
     print(f"wrote {path} ({len(rows)} rows)")
     return path
