@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from natrl.errors import NatrlError
@@ -30,6 +31,7 @@ def start_ray(address: str | None = None, min_cpus: int = 2, num_gpus: int = 0):
             )
     common: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if address:
+        probe_address(address)
         try:
             ray.init(address=address, **common)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -41,6 +43,36 @@ def start_ray(address: str | None = None, min_cpus: int = 2, num_gpus: int = 0):
         return
     # GPUs are detected by Ray itself: --num-gpus is then checked against what it found (check_gpus)
     ray.init(num_cpus=max(min_cpus, os.cpu_count() or 1), object_store_memory=256 * 1024**2, **common)
+
+
+def gcs_host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address (``host:port`` or ``ray://host:port``); None for "auto" / "local", which Ray
+    resolves from this machine's own session files."""
+    text = address.strip()
+    if text.lower() in ("auto", "local"):
+        return None
+    text = text.split("://", 1)[1] if "://" in text else text
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not port.isascii() or not 0 < int(port) < 65536:
+        raise NatrlError(f"--address {address!r} is not a Ray address (HOST:PORT, ray://HOST:PORT or auto)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def probe_address(address: str, timeout_s: float = 3.0):
+    """Fail in seconds, with one line, when nothing listens at the cluster's address: ray.init would otherwise
+    retry for minutes before giving up."""
+    target = gcs_host_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout_s):
+            pass
+    except OSError as e:
+        reason = e.strerror or e.__class__.__name__
+        raise NatrlError(
+            f"cannot reach the Ray cluster at {address} ({reason}); check --address / RAY_ADDRESS "
+            "(the head's HOST:PORT from `ray start --head`), or unset it to run locally"
+        ) from None
 
 
 def cluster_gpus() -> int:
