@@ -7,12 +7,12 @@ loggers (CSV, TensorBoard) see our trials; its last report carries the held-out 
 and restored with ``--resume`` reports finished trials from their results and continues the others from their
 run checkpoints. Results are read back through Tune's ``ResultGrid``.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,8 +28,22 @@ ABLATIONS: dict[str, list[dict[str, Any]]] = {  # name -> list of TrainConfig ov
     "n": [{"m": 1, "n": v} for v in (1, 5, 10, 30)],
     "policy": [{"policy": v} for v in ("random", "lstm", "gcn")],
 }
-TRAIN_KNOBS = ("iters", "m", "n", "reward", "data", "preset", "epochs", "supernet_steps", "cpu_shards", "num_gpus",
-               "eval_inputs", "table", "report_table", "best_of")
+TRAIN_KNOBS = (
+    "iters",
+    "m",
+    "n",
+    "reward",
+    "data",
+    "preset",
+    "epochs",
+    "supernet_steps",
+    "cpu_shards",
+    "num_gpus",
+    "eval_inputs",
+    "table",
+    "report_table",
+    "best_of",
+)
 Ablation = Literal["lam", "gcn_layers", "m", "n", "policy"]
 
 
@@ -53,10 +67,10 @@ class SweepConfig(RunConfig):
     num_gpus: int = knob(0, "GPUs per supernet trial (one shard each)", ge=0, le=4096)
     eval_inputs: int = knob(20, "supernet trials: random inputs derived at the end", ge=1, le=100000)
     best_of: int = knob(10, "samples per input of the best-of-k row", ge=1, le=10000)
-    max_concurrent: int = knob(0, "cap on trials running at once (0 = as many as the resources allow)",
-                               ge=0, le=100000)
-    scheduler: Literal["fifo", "asha"] = knob("fifo", "Tune trial scheduler: fifo (every trial to the end) or "
-                                              "asha (stops trials whose reward_mean lags)")
+    max_concurrent: int = knob(0, "cap on trials running at once (0 = as many as the resources allow)", ge=0, le=100000)
+    scheduler: Literal["fifo", "asha"] = knob(
+        "fifo", "Tune trial scheduler: fifo (every trial to the end) or asha (stops trials whose reward_mean lags)"
+    )
     address: str | None = knob(None, "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     out: str | None = knob(None, "sweep directory (default sweeps/sweep-<reward>-<time>)", metavar="DIR")
     resume: str | None = knob(None, "sweep directory to continue", metavar="DIR")
@@ -75,6 +89,7 @@ class SweepConfig(RunConfig):
 def grid_points(ablation: str, values: list[str]) -> list[dict]:
     """ABLATIONS[ablation] with its varied value replaced by each of ``values`` (given as text)."""
     import math
+
     template = ABLATIONS[ablation][0]
     key = next(iter(template))
     kind = type(template[key])
@@ -87,11 +102,14 @@ def grid_points(ablation: str, values: list[str]) -> list[dict]:
             if kind in (int, float) and (not math.isfinite(float(v)) or float(v) < 0 or float(v) != value):
                 raise ValueError
         except (ValueError, OverflowError):
-            raise NatrlError(f"--values {v!r} is not a valid {ablation} value (expected a finite "
-                             f"{'integer' if kind is int else 'number'} >= 0)") from None
+            raise NatrlError(
+                f"--values {v!r} is not a valid {ablation} value (expected a finite "
+                f"{'integer' if kind is int else 'number'} >= 0)"
+            ) from None
         if kind is str and v not in {p[key] for p in ABLATIONS[ablation]}:
-            raise NatrlError(f"--values {v!r} is not a {ablation}; choose from "
-                             f"{', '.join(p[key] for p in ABLATIONS[ablation])}")
+            raise NatrlError(
+                f"--values {v!r} is not a {ablation}; choose from {', '.join(p[key] for p in ABLATIONS[ablation])}"
+            )
         points.append({**template, key: value})
     return points
 
@@ -101,17 +119,23 @@ def trial_grid(cfg: SweepConfig) -> list[dict]:
     trials = []
     for ablation in cfg.ablations:
         for rule in cfg.rules:
-            for point in (grid_points(ablation, cfg.values) if cfg.values else ABLATIONS[ablation]):
+            for point in grid_points(ablation, cfg.values) if cfg.values else ABLATIONS[ablation]:
                 for seed in range(cfg.seeds):
                     label = "-".join(f"{k}{v}" for k, v in point.items())
-                    trials.append({"ablation": ablation, "name": f"{rule}-{label}-s{seed}",
-                                   "overrides": {**point, "rule": rule, "seed": seed}})
+                    trials.append(
+                        {
+                            "ablation": ablation,
+                            "name": f"{rule}-{label}-s{seed}",
+                            "overrides": {**point, "rule": rule, "seed": seed},
+                        }
+                    )
     return trials
 
 
 def trial_resources(cfg: SweepConfig):
     """Placement group of one trial: the trial's own CPU, then one bundle per supernet shard."""
     from ray.tune import PlacementGroupFactory
+
     bundles: list[dict[str, float]] = [{"CPU": 1}]
     if cfg.reward == "supernet":
         bundles += [{"CPU": 1, "GPU": 1}] * cfg.num_gpus if cfg.num_gpus else [{"CPU": 1}] * cfg.cpu_shards
@@ -121,9 +145,13 @@ def trial_resources(cfg: SweepConfig):
 def metrics_of(run_dir: Path) -> dict:
     """The headline numbers of a finished trial (natrl.results reads the same ones for the tables)."""
     from natrl.results import headline_metrics, result_kind
+
     res = json.loads((run_dir / "results.json").read_text())
-    return {"run_dir": str(run_dir), "search_seconds": res.get("search_seconds"),
-            **headline_metrics(result_kind(res), res)}
+    return {
+        "run_dir": str(run_dir),
+        "search_seconds": res.get("search_seconds"),
+        **headline_metrics(result_kind(res), res),
+    }
 
 
 class TuneReporter:
@@ -134,6 +162,7 @@ class TuneReporter:
 
     def __call__(self, row: dict, checkpoint: Path | None):
         from ray import tune
+
         if row:
             self.last = {k: v for k, v in row.items() if isinstance(v, (int, float))}
         if checkpoint is None:
@@ -151,6 +180,7 @@ def run_trial(config: dict):
     from ray import tune
 
     from natrl.runs.transformer import TrainConfig, train
+
     trial = config["trial"]
     # the trial's folder in the sweep's storage (Tune's own trial dir may be a local staging copy)
     out = Path(config["sweep_dir"]) / "tune" / trial["name"] / "run"
@@ -164,19 +194,41 @@ def run_trial(config: dict):
     tune.report(metrics_of(out))
 
 
-def write_trials_csv(sweep_dir: Path, result_grid) -> Path:
-    """One row per trial from Tune's ResultGrid: its grid point, status and last reported metrics."""
+def trial_row(trial: dict, metrics: dict | None, error: bool) -> dict:
+    """One trials.csv row: the trial's grid point, status and headline metrics."""
+    keep = ("run_dir", "search_seconds")
+    picked = {
+        k: v
+        for k, v in (metrics or {}).items()
+        if k in keep or k.startswith(("policy", "reward", "optimum", "gain", "acc"))
+    }
+    return {
+        "ablation": trial["ablation"],
+        "trial": trial["name"],
+        **trial["overrides"],
+        "status": "error" if error else "done",
+        **picked,
+    }
+
+
+def run_dir_of(sweep_dir: Path, trial: dict) -> Path:
+    return sweep_dir / "tune" / trial["name"] / "run"
+
+
+def finished_rows(sweep_dir: Path, trials: list[dict]) -> list[dict]:
+    """Rows of the trials whose run wrote results.json (plain JSON), read without Tune."""
+    return [
+        trial_row(t, metrics_of(run_dir_of(sweep_dir, t)), False)
+        for t in trials
+        if (run_dir_of(sweep_dir, t) / "results.json").is_file()
+    ]
+
+
+def write_trials_csv(sweep_dir: Path, rows: list[dict]) -> Path:
     import pandas as pd
 
     from natrl.rundir import write_text
-    keep = ("run_dir", "search_seconds")
-    rows = []
-    for r in result_grid:
-        t = r.config["trial"]
-        metrics = {k: v for k, v in (r.metrics or {}).items()
-                   if k in keep or k.startswith(("policy", "reward", "optimum", "gain", "acc"))}
-        rows.append({"ablation": t["ablation"], "trial": t["name"], **t["overrides"],
-                     "status": "error" if r.error else "done", **metrics})
+
     frame = pd.DataFrame(rows).sort_values(["ablation", "trial"])
     return write_text(sweep_dir / "trials.csv", frame.to_csv(index=False))
 
@@ -185,37 +237,64 @@ def check_inputs(cfg: SweepConfig):
     """A bad --table or --data fails here, once, not in every trial."""
     if cfg.reward == "nb201":
         from natrl.rewards import NB201Table
+
         NB201Table.load(cfg.table)
         if cfg.report_table:
             NB201Table.load(cfg.report_table)
     else:
         from natrl.datasets import load_cifar10
+
         load_cifar10(cfg.data)
 
 
-def make_tuner(cfg: SweepConfig, sweep_dir: Path, resume: bool):
+def make_tuner(cfg: SweepConfig, sweep_dir: Path, trials: list[dict]):
+    """A fresh Tuner over ``trials`` (never Tuner.restore, which unpickles tuner.pkl and the trial states)."""
     from ray import tune
+
     trainable = tune.with_resources(run_trial, trial_resources(cfg))
-    if resume:
-        return tune.Tuner.restore(str(sweep_dir / "tune"), trainable=trainable, resume_errored=True)
     base = {k: getattr(cfg, k) for k in TRAIN_KNOBS}
     base["space"] = "darts" if cfg.reward == "supernet" else "nb201"
     scheduler = None
     if cfg.scheduler == "asha":
-        scheduler = tune.schedulers.ASHAScheduler(metric="reward_mean", mode="max", max_t=cfg.iters * (
-            cfg.epochs if cfg.reward == "supernet" else 1) + 1, grace_period=max(1, cfg.iters // 10))
+        scheduler = tune.schedulers.ASHAScheduler(
+            metric="reward_mean",
+            mode="max",
+            max_t=cfg.iters * (cfg.epochs if cfg.reward == "supernet" else 1) + 1,
+            grace_period=max(1, cfg.iters // 10),
+        )
     return tune.Tuner(
-        trainable, param_space={"trial": tune.grid_search(trial_grid(cfg)), "base": base, "sweep_dir": str(sweep_dir)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent or None, scheduler=scheduler,
-                                    trial_dirname_creator=lambda t: t.config["trial"]["name"],
-                                    trial_name_creator=lambda t: t.config["trial"]["name"]),
-        run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1))
+        trainable,
+        param_space={"trial": tune.grid_search(trials), "base": base, "sweep_dir": str(sweep_dir)},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=cfg.max_concurrent or None,
+            scheduler=scheduler,
+            trial_dirname_creator=lambda t: t.config["trial"]["name"],
+            trial_name_creator=lambda t: t.config["trial"]["name"],
+        ),
+        run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1),
+    )
+
+
+def fit_rows(tuner, sweep_dir: Path) -> list[dict]:
+    """tuner.fit() as trials.csv rows; a failure of Tune itself (not of a trial) is one line."""
+    try:
+        grid = tuner.fit()
+        return [trial_row(r.config["trial"], r.metrics, bool(r.error)) for r in grid]
+    except NatrlError:
+        raise
+    except Exception as e:  # TuneError, RayError, an unreachable storage path: Tune's internals, not a trial
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise NatrlError(
+            f"Ray Tune failed ({e.__class__.__name__}: {first}); finished trials are kept, "
+            f"continue with: python experiments/sweep.py --resume {sweep_dir}"
+        ) from None
 
 
 def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
     """Run (or continue) the sweep; returns its directory."""
     from natrl.cluster import check_gpus, start_ray
     from natrl.rundir import RunDir, resume_config, write_json
+
     if cfg.resume:
         cfg = resume_config(SweepConfig, cfg, set(given), KIND)
     check_inputs(cfg)
@@ -225,17 +304,27 @@ def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
     with run:
         sweep_dir = run.path.resolve()
         trials = trial_grid(cfg)
-        print(f"{len(trials)} trials: {', '.join(cfg.ablations)} x {', '.join(cfg.rules)} x {cfg.seeds} seeds",
-              flush=True)
-        tuner = make_tuner(cfg, sweep_dir, resume=bool(cfg.resume))
+        print(
+            f"{len(trials)} trials: {', '.join(cfg.ablations)} x {', '.join(cfg.rules)} x {cfg.seeds} seeds", flush=True
+        )
+        rows = finished_rows(sweep_dir, trials) if cfg.resume else []
+        done = {r["trial"] for r in rows}
+        pending = [t for t in trials if t["name"] not in done]
+        if done:
+            print(f"{len(done)} trial(s) finished before: reported from their results.json", flush=True)
+        (sweep_dir / "tune").mkdir(exist_ok=True)
         run.keep()  # Tune's state is written from here on: the directory is resumable
-        grid = tuner.fit()
-        csv_path = write_trials_csv(sweep_dir, grid)
-        errors = sum(1 for r in grid if r.error)
-        write_json(sweep_dir / "status.json", {"trials": len(grid), "errors": errors})
-        print(f"{len(grid) - errors}/{len(grid)} trials done; {csv_path}", flush=True)
+        if pending:
+            rows += fit_rows(make_tuner(cfg, sweep_dir, pending), sweep_dir)
+        csv_path = write_trials_csv(sweep_dir, rows)
+        errors = sum(1 for r in rows if r["status"] == "error")
+        write_json(sweep_dir / "status.json", {"trials": len(rows), "errors": errors})
+        print(f"{len(rows) - errors}/{len(rows)} trials done; {csv_path}", flush=True)
         if errors:
-            print(f"{errors} trial(s) failed (their error.txt is under {sweep_dir / 'tune'}); "
-                  f"rerun them with: python experiments/sweep.py --resume {sweep_dir}", flush=True)
+            print(
+                f"{errors} trial(s) failed (their error.txt is under {sweep_dir / 'tune'}); "
+                f"rerun them with: python experiments/sweep.py --resume {sweep_dir}",
+                flush=True,
+            )
     print(json.dumps({"sweep_dir": str(sweep_dir)}))
     return sweep_dir
