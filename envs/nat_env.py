@@ -117,6 +117,7 @@ class NATVectorEnv(gym.vector.VectorEnv):
 
     def __init__(self, config: dict | None = None, num_envs: int = 1, **kwargs):
         self.envs = [NATEnv(config, **kwargs) for _ in range(num_envs)]
+        self.first_slot, self.seed_offset = 0, 0  # see set_input_slots
         self.backend = self.envs[0].backend
         for e in self.envs[1:]:
             e.backend = self.backend  # one backend object (and one supernet batch counter) for all
@@ -127,11 +128,18 @@ class NATVectorEnv(gym.vector.VectorEnv):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self._autoreset = np.zeros(num_envs, dtype=bool)
 
+    def set_input_slots(self, first: int, seed_offset: int):
+        """Make sub-env i input slot ``first + i`` of an update, seeded ``seed + first + i`` by a reset with
+        ``seed + seed_offset`` (RLlib's EnvRunner k resets with seed + k): remote runners then draw disjoint
+        streams that together equal those of one runner holding every slot."""
+        self.first_slot, self.seed_offset = first, seed_offset
+
     def _stack(self, obs):
         return {k: np.stack([o[k] for o in obs]) for k in obs[0]}
 
     def reset(self, *, seed=None, options=None):
-        seeds = [None] * self.num_envs if seed is None else [seed + i for i in range(self.num_envs)]
+        base = None if seed is None else seed - self.seed_offset + self.first_slot
+        seeds = [None] * self.num_envs if base is None else [base + i for i in range(self.num_envs)]
         obs = [e.reset(seed=s, options=options)[0] for e, s in zip(self.envs, seeds)]
         self._autoreset[:] = False
         return self._stack(obs), {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from gymnasium import spaces
@@ -34,6 +35,20 @@ def nb201_index(cells: np.ndarray) -> np.ndarray:
     """Cell index of op-index vectors ([..., 6] -> [...]), the inverse of NB201_CELLS."""
     cells = np.asarray(cells, dtype=np.int64)
     return cells @ (len(NB201_OPS) ** np.arange(5, -1, -1))
+
+
+@cache
+def nb201_genotype(index: int) -> Genotype:
+    """The genotype of NB201 cell ``index`` (built once: genotypes are immutable)."""
+    return nb201_cell([NB201_OPS[i] for i in NB201_CELLS[index]])
+
+
+@cache
+def nb201_index_of(ops: tuple[str, ...]) -> int:
+    """Cell index of a tuple of NB201 op names (our edge order); ValueError for an op outside NB201."""
+    if len(ops) != 6:
+        raise ValueError(f"an NB201 cell has 6 edges, not {len(ops)}")
+    return int(nb201_index(np.array([NB201_OPS.index(op) for op in ops])))
 
 
 class MaskedMultiDiscrete(spaces.MultiDiscrete):
@@ -66,6 +81,12 @@ class GraphSpace:
     num_edges: int
     num_nodes: int
 
+    def encode(self, g: Genotype) -> dict:
+        raise NotImplementedError
+
+    def apply(self, g: Genotype, action: np.ndarray) -> Genotype:
+        raise NotImplementedError
+
     @property
     def num_ops(self) -> int:
         return len(self.ops)
@@ -85,6 +106,16 @@ class GraphSpace:
     def action_space(self) -> MaskedMultiDiscrete:
         always = np.tile(self.mask.all(axis=0), (self.num_edges, 1))
         return MaskedMultiDiscrete([self.num_ops] * self.num_edges, always_valid=always)
+
+    # ---- batches: what one policy update samples in one go (the fast path of natrl.algo.sampler) ---------
+    def encode_batch(self, cells: list[Genotype]) -> dict:
+        """Observations of ``cells`` stacked into one batch (arrays with a leading batch axis)."""
+        obs = [self.encode(g) for g in cells]
+        return {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+
+    def apply_batch(self, betas: list[Genotype], actions: np.ndarray) -> list[Genotype]:
+        """alpha_i = betas[i] with actions[i] applied (ValueError outside the mask)."""
+        return [self.apply(g, a) for g, a in zip(betas, actions)]
 
     def check_action(self, beta: np.ndarray, action: np.ndarray):
         action = np.asarray(action)
@@ -131,12 +162,24 @@ class NB201Space(GraphSpace):
         return NB201_CELLS[index].copy()
 
     def genotype(self, ops: np.ndarray) -> Genotype:
-        return nb201_cell([self.ops[i] for i in ops])
+        return nb201_genotype(int(nb201_index(ops)))
 
     def encode_genotype(self, g: Genotype) -> np.ndarray:
         if g.space != "nb201":
             raise NatrlError(f"a {g.space}-space genotype cannot be transformed in the nb201 space")
-        return np.array([NB201_OPS.index(op) for op in g.normal.ops], dtype=np.int64)
+        return NB201_CELLS[nb201_index_of(g.normal.ops)].copy()
+
+    # the 15,625 cells are few: batches work on op-index vectors and cached genotypes, no per-cell parsing
+    def encode_batch(self, cells: list[Genotype]) -> dict:
+        return self.observe_batch(np.stack([self.encode_genotype(g) for g in cells]))
+
+    def apply_batch(self, betas: list[Genotype], actions: np.ndarray) -> list[Genotype]:
+        actions = np.asarray(actions, dtype=np.int64)
+        codes = np.stack([self.encode_genotype(g) for g in betas])
+        if actions.shape != codes.shape or not self.mask[codes, actions].all():
+            for beta, action in zip(codes, actions):
+                self.check_action(beta, action)  # raises with the offending edge named
+        return [nb201_genotype(int(i)) for i in nb201_index(actions)]
 
     def sample_input(self, rng: np.random.Generator, split: str = "train") -> Genotype:
         """beta ~ p(beta): uniform over the training cells, the held-out cells, or all cells."""

@@ -30,6 +30,7 @@ def ray_session():
     import ray
 
     ray.init(
+        address="local",  # a new local instance even when a `ray start` cluster runs on this machine
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

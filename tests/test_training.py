@@ -49,9 +49,10 @@ def test_reinforce_learns_toy_reward(ray_session, baseline):
     algo = train_natpp.build_algo(cfg, backend=SkipCounter())
     space = make_space("nb201")
     before = skip_probability(algo.get_module(), space)
-    for _ in range(25):
-        res = algo.train()["learners"]["default_policy"]
-        assert res["batch_size"] == 32  # m * n one-step episodes, no phantom rows
+    for _ in range(5):
+        algo.train_updates(5)
+        assert [s["batch_size"] for s in algo.update_stats] == [32] * 5  # m * n one-step episodes, no phantom
+        algo.update_stats.clear()
     after = skip_probability(algo.get_module(), space)
     algo.stop()
     assert before < 0.5 and after > 0.85, (before, after)
@@ -302,23 +303,24 @@ def test_resume_errors(script, tmp_path):
     assert r.returncode == 2 and "cannot read checkpoint" in r.stderr
 
 
-def test_nb201_kill_then_resume_is_identical(ray_session, tmp_path, monkeypatch):
-    """A tabular run stopped right after a checkpoint (policy updates after it are lost, as with kill -9)
-    and resumed ends exactly where the uninterrupted run ends: progress, policy weights, results."""
-    args = ["--iters", "12", "--checkpoint-every", "4", "--m", "4", "--n", "2", "--seed", "3"]
+@pytest.mark.parametrize("sampler", ["batched", "env_runners"])
+def test_nb201_kill_then_resume_is_identical(ray_session, tmp_path, monkeypatch, sampler):
+    """A tabular run killed between checkpoints (the policy updates after the last one are lost, as with
+    kill -9) and resumed ends exactly where the uninterrupted run ends: progress, policy weights, results."""
+    args = ["--iters", "12", "--checkpoint-every", "4", "--m", "4", "--n", "2", "--seed", "3", "--sampler", sampler]
     train_main([*args, "--out", str(tmp_path / "full")])
-    original = train_natpp.TransformerRun.policy_update
+    original = train_natpp.TransformerRun.policy_updates
 
-    def die_after_update_6(self, **kw):
-        if len(self.run.progress.rows) == 6:
-            raise RuntimeError("killed")  # two updates after the checkpoint at 4 are lost
-        original(self, **kw)
+    def die_after_update_8(self, k, **kw):
+        original(self, k, **kw)
+        if len(self.run.progress.rows) == 8:
+            raise RuntimeError("killed")  # updates 5-8 are lost: the checkpoint at 8 is never written
 
-    monkeypatch.setattr(train_natpp.TransformerRun, "policy_update", die_after_update_6)
+    monkeypatch.setattr(train_natpp.TransformerRun, "policy_updates", die_after_update_8)
     with pytest.raises(RuntimeError):
         train_main([*args, "--out", str(tmp_path / "killed")])
-    monkeypatch.setattr(train_natpp.TransformerRun, "policy_update", original)
-    assert len(list(csv.DictReader(open(tmp_path / "killed" / "progress.csv")))) == 6
+    monkeypatch.setattr(train_natpp.TransformerRun, "policy_updates", original)
+    assert len(list(csv.DictReader(open(tmp_path / "killed" / "progress.csv")))) == 8
     with pytest.raises(SystemExit):  # a resume never silently changes a setting
         train_main(["--resume", str(tmp_path / "killed"), "--lam", "0.5"])
     train_main(["--resume", str(tmp_path / "killed")])

@@ -3,33 +3,47 @@
     grad J(theta) ~ 1/(m n) sum_i sum_j [ grad log pi(alpha_j | beta_i) (R(alpha_j | beta_i) - b)
                                           + lambda grad H(pi(. | beta_i)) ]
 
-Each ``training_step`` samples m * n one-step episodes (m inputs beta, n transformations alpha of each: the env
-repeats each input n times), takes one Adam step on the loss below, and syncs the weights to the EnvRunners.
-The baseline b (``baseline``):
-- ``ema`` (the released code's; the papers' Eqn. 5 states no baseline): an exponential moving average of
-  the *reward* (the released code averaged the
-  advantage, docs/papers.md): b <- decay * b + (1 - decay) * mean(R), started at the first batch's mean,
-  applied before it is updated with the current batch. It lives in the RLModule as a buffer, so checkpoints
-  hold it.
-- ``input``: for n >= 2, the mean reward of the *other* n - 1 samples of the same input beta (leave-one-out, so
-  the gradient stays unbiased); it removes the large input-to-input spread of R. Rows without siblings use ema.
-- ``none``: b = 0.
+Each ``training_step`` samples the m * n one-step episodes of an update (m inputs beta, n transformations
+alpha of each), computes the baseline b over the whole batch (natrl.algo.baseline), hands the learner group
+a ready batch and takes one Adam step. Two samplers give the same rows (natrl.algo.sampler):
+- ``sampler="batched"`` (default): in the driver, one no-grad forward of the learner's module for all m * n
+  samples and one reward call; an episode costs what its math costs.
+- ``sampler="env_runners"``: RLlib's EnvRunners step the Gymnasium NAT env (m sub-envs, each repeating its
+  input n times); with ``num_env_runners`` > 0 each remote runner holds m / runners sub-envs, so the n samples
+  of an input stay in one update and the runners' input streams do not overlap.
+Run: ``python experiments/train_natpp.py`` (natrl.runs.transformer builds this algorithm).
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
+import numpy as np
 import torch
 from ray.rllib.algorithms import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    SAMPLE_TIMER,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
 
+from natrl.algo.baseline import RewardBaseline
+from natrl.algo.sampler import BatchedSampler, OneStepBatch, episodes_to_batch
 from natrl.policy.bmsoftmax import BinaryMaskedSoftmax
 from natrl.policy.module import DEFAULT_MODEL_CONFIG, TransitionPolicy
+
+SAMPLERS = ("batched", "env_runners")
 
 
 class REINFORCEConfig(AlgorithmConfig):
@@ -38,13 +52,20 @@ class REINFORCEConfig(AlgorithmConfig):
         self.lam = 3e-2  # entropy weight lambda (NAT++ Section 6.3; the released code used 3e-3)
         self.m = 16  # inputs beta per update
         self.n = 1  # sampled transformations alpha per input
-        self.baseline = "ema"  # ema, input, or none (see the module docstring)
+        self.baseline = "ema"  # ema, input, or none (natrl.algo.baseline)
         self.baseline_decay = 0.99  # EMA decay of the reward baseline
+        self.sampler = "batched"  # batched (one forward per update, in the driver) or env_runners
+        self.updates_per_iteration = 1  # policy updates per Algorithm.train() (see train_updates)
         self.lr = 3e-4
         self.adam_betas = (0.5, 0.999)
         self.weight_decay = 5e-4
         self.batch_mode = "complete_episodes"
         self.num_env_runners = 0  # one-step episodes are cheap: sample in the driver process
+        # RLlib checks every gradient for NaN twice per step (26 device syncs) and zeroes bad ones silently;
+        # natrl stops a run whose update went non-finite instead (BatchedSampler, TransformerRun).
+        self.torch_skip_nan_gradients = True
+        # The NAT env's connectors hold no state (no observation filters): nothing to sync after every update.
+        self._dont_auto_sync_env_runner_states = True
 
     def training(
         self,
@@ -54,6 +75,8 @@ class REINFORCEConfig(AlgorithmConfig):
         n=NotProvided,
         baseline=NotProvided,
         baseline_decay=NotProvided,
+        sampler=NotProvided,
+        updates_per_iteration=NotProvided,
         adam_betas=NotProvided,
         weight_decay=NotProvided,
         **kwargs,
@@ -65,6 +88,8 @@ class REINFORCEConfig(AlgorithmConfig):
             n=n,
             baseline=baseline,
             baseline_decay=baseline_decay,
+            sampler=sampler,
+            updates_per_iteration=updates_per_iteration,
             adam_betas=adam_betas,
             weight_decay=weight_decay,
         ).items():
@@ -72,95 +97,207 @@ class REINFORCEConfig(AlgorithmConfig):
                 setattr(self, key, value)
         return self
 
+    @override(AlgorithmConfig)
+    def validate(self) -> None:
+        super().validate()
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler '{self.sampler}'; choose {', '.join(SAMPLERS)}")
+        if self.num_env_runners and self.sampler != "env_runners":
+            raise ValueError("remote EnvRunners sample only with sampler='env_runners'")
+        if self.num_env_runners and self.m % self.num_env_runners:
+            raise ValueError(f"m={self.m} inputs do not split evenly over {self.num_env_runners} EnvRunners")
+
+    @override(AlgorithmConfig)
     def get_default_rl_module_spec(self):
         return RLModuleSpec(module_class=TransitionPolicy, model_config=dict(DEFAULT_MODEL_CONFIG))
 
+    @override(AlgorithmConfig)
     def get_default_learner_class(self):
         return REINFORCELearner
 
 
 class REINFORCELearner(TorchLearner):
+    @override(TorchLearner)
     def configure_optimizers_for_module(self, module_id, config=None):
         module = self._module[module_id]
         params = self.get_parameters(module)
-        optimizer = torch.optim.Adam(params, betas=tuple(config.adam_betas), weight_decay=config.weight_decay)
+        # foreach: one fused kernel per step for all parameters (CPU defaults to a loop over them)
+        optimizer = torch.optim.Adam(
+            params, betas=tuple(config.adam_betas), weight_decay=config.weight_decay, foreach=True
+        )
         self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params, lr_or_lr_schedule=config.lr)
 
+    @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        module = self.module[module_id].unwrapped()
         dist = BinaryMaskedSoftmax.from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
         logp = dist.logp(batch[Columns.ACTIONS].long())  # sum over edges
         entropy = dist.entropy()  # sum over edges
-        rewards = batch[Columns.REWARDS].float()
-        with torch.no_grad():
-            baseline = self._baseline(module, config, rewards, batch[Columns.OBS]["op"])
-        advantage = rewards - baseline
-        loss = -(logp * advantage.detach()).mean() - config.lam * entropy.mean()
-        self.metrics.log_dict(
-            {
-                "reward_mean": rewards.mean().item(),
-                "entropy": entropy.mean().item(),
-                "baseline": float(module.reward_baseline),
-                "batch_size": len(rewards),
-            },
-            key=module_id,
-            window=1,
-        )
+        advantage = batch[Columns.ADVANTAGES].float()  # R - b, b over the whole update (the driver's)
+        loss = -(logp * advantage).mean() - config.lam * entropy.mean()
         return loss
-
-    @staticmethod
-    def _baseline(module, config, rewards: torch.Tensor, beta_ops: torch.Tensor) -> torch.Tensor:
-        if config.baseline == "none":
-            return torch.zeros_like(rewards)
-        mean_r = rewards.mean()
-        ema = module.reward_baseline if module.baseline_steps > 0 else mean_r
-        module.reward_baseline.copy_(config.baseline_decay * ema + (1 - config.baseline_decay) * mean_r)
-        module.baseline_steps += 1
-        if config.baseline == "ema":
-            return ema.expand_as(rewards)
-        # leave-one-out mean over the rows that share the same input beta
-        _, group = torch.unique(beta_ops.reshape(len(rewards), -1), dim=0, return_inverse=True)
-        total = torch.zeros(int(group.max()) + 1, device=rewards.device).index_add_(0, group, rewards)
-        count = torch.zeros_like(total).index_add_(0, group, torch.ones_like(rewards))
-        others = count[group] - 1
-        loo = (total[group] - rewards) / others.clamp(min=1)
-        return torch.where(others > 0, loo, ema.expand_as(rewards))
 
 
 class REINFORCE(Algorithm):
     @classmethod
+    @override(Algorithm)
     def get_default_config(cls) -> REINFORCEConfig:
         return REINFORCEConfig()
 
+    @override(Algorithm)
+    def setup(self, config):
+        super().setup(config)
+        cfg = cast(REINFORCEConfig, self.config)
+        self.baseline = RewardBaseline(cfg.baseline, cfg.baseline_decay)
+        self.sampler: BatchedSampler | None = None
+        self.update_stats: list[dict] = []  # one dict per policy update; the caller drains it
+        self._next_updates: int | None = None
+        self._env_runners_stale = False  # the fast path syncs the EnvRunners' weights only when read
+        if cfg.sampler == "batched":
+            import envs
+
+            env = envs.NATEnv(dict(cfg.env_config))  # the MDP's space, reward backend and p(beta)
+            self.sampler = BatchedSampler(env.space, env.backend, cfg.m, cfg.n, seed=cfg.seed or 0, split=env.inputs)
+        elif self.env_runner_group is not None and self.env_runner_group.num_remote_workers():
+            k = cfg.m // cfg.num_env_runners  # sub-envs per runner: runner w holds input slots (w - 1) k ..
+            self.env_runner_group.foreach_env_runner(
+                lambda r: r.env.unwrapped.set_input_slots((r.worker_index - 1) * k, r.worker_index),
+                local_env_runner=False,
+            )
+
+    def train_updates(self, k: int) -> dict:
+        """``Algorithm.train()`` taking exactly ``k`` policy updates (one iteration's count may differ from the
+        config's, e.g. to stop at a checkpoint boundary)."""
+        self._next_updates = k
+        return self.train()
+
+    @override(Algorithm)
     def training_step(self) -> None:
+        """``updates_per_iteration`` policy updates; each appends its statistics to ``self.update_stats``.
+        Learner metrics are reduced once per iteration, which is what makes an update cheap."""
+        config = cast(REINFORCEConfig, self.config)
+        assert self.metrics is not None and self.learner_group is not None
+        k, self._next_updates = self._next_updates or config.updates_per_iteration, None
+        for i in range(k):
+            with self.metrics.log_time((TIMERS, SAMPLE_TIMER)):
+                rows = self._sample_batch() if self.sampler is not None else self._sample_env_runners(config)
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                self._learn(rows, reduce_metrics=i == k - 1 or not self.learner_group.is_local)
+            if self.sampler is not None and self.learner_group.is_local:
+                self._env_runners_stale = True
+            else:  # the next batch is sampled by the EnvRunners' (or, with remote learners, the local) module
+                self._sync_env_runners()
+
+    def _learn(self, rows: OneStepBatch, reduce_metrics: bool):
+        """One Adam step on Eqn. (5) over ``rows``; b is computed here, over the whole update."""
+        assert self.metrics is not None and self.learner_group is not None
+        b = self.baseline(rows.rewards, rows.groups)
+        columns: dict[str, Any] = {
+            Columns.OBS: rows.obs,
+            Columns.ACTIONS: rows.actions,
+            Columns.REWARDS: rows.rewards.astype(np.float32),
+            Columns.ADVANTAGES: (rows.rewards - b).astype(np.float32),
+        }
+        batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(columns)}, env_steps=len(rows))
+        lifetime = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        options: dict[str, Any] = {} if reduce_metrics else {"_no_metrics_reduce": True}
+        results = self.learner_group.update(
+            batch=batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: lifetime}, **options
+        )
+        if reduce_metrics:
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        self.update_stats.append(
+            {
+                "reward_mean": float(rows.rewards.mean()),
+                "entropy": rows.entropy,
+                "baseline": float(b.mean()),
+                "batch_size": len(rows),
+                "inputs": int(rows.groups.max()) + 1,
+            }
+        )
+
+    def _sample_batch(self) -> OneStepBatch:
+        """The fast path: the learner's own module when it is local, else the (synced) local EnvRunner's."""
+        assert self.sampler is not None and self.metrics is not None and self.learner_group is not None
+        learner: Any = self.learner_group._learner  # None unless the learner runs in this process
+        module = learner.module[DEFAULT_MODULE_ID] if learner is not None else self.get_module()
+        rows = self.sampler.sample(module)
+        self.metrics.log_value((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), len(rows), reduce="lifetime_sum")
+        return rows
+
+    def _sample_env_runners(self, config: REINFORCEConfig) -> OneStepBatch:
         # Sample by timesteps, not episodes: RLlib's sample(num_episodes=...) resets every sub-env with the
         # configured seed on *each* call, so every update would see the same m inputs. Episodes are one step
-        # long, so m * n timesteps are m * n complete episodes (n vector steps of m sub-envs). force_reset
-        # starts every call with an unseeded reset of the (finished) sub-envs instead of a wasted policy
-        # forward for the autoreset step: an update then depends only on the state at its start, which is
-        # what makes a resumed run identical to an uninterrupted one.
-        config = cast(REINFORCEConfig, self.config)
-        assert self.env_runner_group is not None and self.metrics is not None and self.learner_group is not None
-        batch = config.m * config.n
+        # long, so k * n timesteps over k sub-envs are n samples of each sub-env's input. force_reset starts
+        # every call with an unseeded reset instead of a wasted forward for the autoreset step: an update
+        # then depends only on the state at its start, which makes a resumed run identical.
+        assert self.env_runner_group is not None and self.metrics is not None
         runners = self.env_runner_group.num_remote_workers()
         if runners == 0:
-            episodes = self.env_runner.sample(num_timesteps=batch, random_actions=False, force_reset=True)
+            episodes = self.env_runner.sample(num_timesteps=config.m * config.n, force_reset=True)
             metrics = [self.env_runner.get_metrics()]
         else:
+            per_runner = config.m // runners * config.n
             out = self.env_runner_group.foreach_env_runner(
-                lambda r: (r.sample(num_timesteps=batch // runners, force_reset=True), r.get_metrics()),
+                lambda r: (r.sample(num_timesteps=per_runner, force_reset=True), r.get_metrics()),
                 local_env_runner=False,
             )
             episodes, metrics = [e for o in out for e in o[0]], [o[1] for o in out]
-        assert all(e.is_done for e in episodes), "NAT episodes are one step long"
+        assert all(e.is_done and len(e) == 1 for e in episodes), "NAT episodes are one step long"
         self.metrics.aggregate(metrics, key=ENV_RUNNER_RESULTS)
-        learner_results = self.learner_group.update(
-            episodes=episodes,
-            timesteps={
-                NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
-                    (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
-                )
-            },
+        return episodes_to_batch(episodes)
+
+    def _sync_env_runners(self):
+        assert self.env_runner_group is not None and self.metrics is not None
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
+        self._env_runners_stale = False
+
+    @override(Algorithm)
+    def get_module(self, module_id=DEFAULT_MODULE_ID):
+        if self._env_runners_stale:
+            self._sync_env_runners()
+        return super().get_module(module_id)
+
+    @override(Algorithm)
+    def get_state(self, *args, **kwargs):
+        if self._env_runners_stale:
+            self._sync_env_runners()
+        return super().get_state(*args, **kwargs)
+
+    def sampling_state(self) -> dict:
+        """What the next update's rows depend on besides the weights: input streams and the baseline."""
+        state: dict = {"baseline": self.baseline.state_dict()}
+        if self.sampler is not None:
+            state["inputs"] = self.sampler.state_dict()
+        else:
+            state["envs"] = [s for states in self._foreach_vector_env(_sub_env_states) for s in states]
+        return state
+
+    def _foreach_vector_env(self, fn) -> list:
+        """fn(NATVectorEnv, runner index) on the EnvRunners that sample: the remote ones if any (index w - 1
+        for runner w), else the local one (index 0)."""
+        group: Any = self.env_runner_group
+        remote = group.num_remote_workers() > 0
+        return group.foreach_env_runner(
+            lambda r: fn(r.env.unwrapped, max(r.worker_index, 1) - 1), local_env_runner=not remote
         )
-        self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
-        self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
+
+    def load_sampling_state(self, state: dict):
+        self.baseline.load_state_dict(state["baseline"])
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state["inputs"])
+            return
+        saved = state["envs"]
+        if sum(self._foreach_vector_env(lambda v, w: v.num_envs)) != len(saved):
+            raise ValueError(f"{len(saved)} sub-envs saved; this algorithm samples with a different count")
+
+        def restore(vector_env, w: int):  # runner w holds input slots w k .. (w + 1) k - 1
+            k = vector_env.num_envs
+            for env, s in zip(vector_env.envs, saved[w * k : (w + 1) * k]):
+                env.unwrapped.set_state(s)
+
+        self._foreach_vector_env(restore)
+
+
+def _sub_env_states(vector_env, w: int) -> list[dict]:
+    return [e.unwrapped.get_state() for e in vector_env.envs]

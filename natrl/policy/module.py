@@ -11,8 +11,8 @@ Encoders (``model_config["encoder"]``):
   node features alone cannot tell the edges apart.)
 - ``lstm``: a bidirectional LSTM over the edge sequence (the papers' LSTM baseline).
 - ``random``: constant logits, i.e. uniform over the valid transitions (the random-search baseline).
-All three end in the Binary-Masked Softmax. The module also carries the REINFORCE moving-average reward
-baseline as a buffer so that it is checkpointed with the policy.
+All three end in the Binary-Masked Softmax. (The REINFORCE reward baseline lives in the algorithm,
+natrl.algo.baseline: it is computed over an update's whole batch, before the batch is split over learners.)
 """
 
 from __future__ import annotations
@@ -47,8 +47,6 @@ class TransitionPolicy(TorchRLModule):
         self.num_edges = len(self.action_space.nvec)
         self.num_ops = int(self.action_space.nvec[0])
         self.num_nodes = self.observation_space["node_kind"].shape[0]
-        self.register_buffer("reward_baseline", torch.zeros(()))
-        self.register_buffer("baseline_steps", torch.zeros((), dtype=torch.long))
         if self.encoder == "gcn":
             self.op_emb = nn.Embedding(self.num_ops, H)
             self.node_emb = nn.Embedding(NODE_KINDS, H)

@@ -21,8 +21,7 @@ import numpy as np
 
 from natrl.cells import Genotype
 from natrl.errors import NatrlError
-from natrl.ops import NB201_OPS
-from natrl.spaces import nb201_index
+from natrl.spaces import nb201_index, nb201_index_of
 
 ANB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 # Our edge order (natrl.cells.nb201_cell): (0,1), (0,2), (1,2), (0,3), (1,3), (2,3) -> the .anb key position.
@@ -44,7 +43,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def index_of(ops: Sequence[str]) -> int:
     """Index of the NB201 cell with these op names (our edge order), see natrl.spaces.NB201_CELLS."""
-    return int(nb201_index([NB201_OPS.index(op) for op in ops]))
+    return nb201_index_of(tuple(ops))
 
 
 def default_table_path() -> Path:

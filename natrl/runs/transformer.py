@@ -7,12 +7,14 @@ Two reward kinds share one lifecycle (:class:`TransformerRun`):
 Every input is checked before the run directory is written (:func:`load_inputs`); a kill -9 resumes exactly
 from the last checkpoint (``--resume RUN_DIR``), which holds plain tensors only.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -21,6 +23,9 @@ from natrl.errors import NatrlError
 from natrl.rundir import Progress, RunDir, rng_state, seed_everything, set_rng_state
 
 KIND = "transformer"
+# Policy updates per RLlib training iteration (Algorithm.train()): RLlib's per-iteration bookkeeping (results,
+# metrics reduction) then costs a tenth of what it would per update; progress rows stay one per update.
+UPDATES_PER_ITERATION = 10
 
 
 @dataclass
@@ -28,47 +33,59 @@ class TrainConfig(RunConfig):
     rule: Literal["natpp", "nat"] = knob("natpp", "transition rule: natpp (two-level) or nat (keep / null / skip)")
     space: Literal["nb201", "darts"] = knob("nb201", "search space: nb201 (one cell) or darts (normal + reduction)")
     reward: Literal["nb201", "supernet"] = knob(
-        "nb201", "reward: nb201 (tabular, nb201 space) or supernet (darts space, Algorithm 1)")
-    table: str | None = knob(None, "NB201 table the reward reads (default: analog-nasbench's data.anb)",
-                             metavar="PATH")
-    report_table: str | None = knob(None, "a second NB201 table (official CSV) to report on as well",
-                                    metavar="PATH")
+        "nb201", "reward: nb201 (tabular, nb201 space) or supernet (darts space, Algorithm 1)"
+    )
+    table: str | None = knob(None, "NB201 table the reward reads (default: analog-nasbench's data.anb)", metavar="PATH")
+    report_table: str | None = knob(None, "a second NB201 table (official CSV) to report on as well", metavar="PATH")
     policy: Literal["gcn", "lstm", "random"] = knob(
-        "gcn", "encoder: gcn, lstm, or random (uniform over valid transitions, not trained)")
+        "gcn", "encoder: gcn, lstm, or random (uniform over valid transitions, not trained)"
+    )
     gcn_layers: int = knob(2, "graph-convolution depth", ge=1, le=64)
     hidden: int = knob(64, "width of embeddings and GCN layers", ge=1, le=4096)
     lam: float = knob(3e-2, "entropy weight lambda of Eqn. (5)", ge=0, le=1000)
     m: int = knob(32, "inputs beta per update", ge=1, le=100000)
     n: int = knob(2, "sampled transformations alpha per input", ge=1, le=10000)
     lr: float = knob(1e-3, "Adam learning rate of the policy", gt=0, le=10)
+    sampler: Literal["batched", "env_runners"] = knob(
+        "batched",
+        "how an update's m x n episodes are sampled: batched (one policy forward and one reward call "
+        "in the driver) or env_runners (RLlib's EnvRunners step the Gymnasium env)",
+    )
+    env_runners: int = knob(0, "remote EnvRunners for --sampler env_runners (0 = sample in the driver)", ge=0, le=1024)
+    learners: int = knob(0, "remote RLlib Learners (0 = one learner in the driver)", ge=0, le=1024)
     baseline: Literal["ema", "input", "none"] = knob(
-        "input", "reward baseline: ema (moving average, as in the released code), input (leave-one-out over the n samples), none")
+        "input",
+        "reward baseline: ema (moving average, as in the released code), input (leave-one-out over the n "
+        "samples), none",
+    )
     baseline_decay: float = knob(0.99, "decay of the moving-average baseline", ge=0, le=1)
     iters: int = knob(1500, "policy updates (per supernet epoch with --reward supernet)", ge=0, le=10**8)
     checkpoint_every: int = knob(100, "nb201 reward: policy updates between checkpoints", ge=1, le=10**8)
-    data: str | None = knob(None, "CIFAR-10 for the supernet: cifar-10-batches-py, image folder or .tar.gz",
-                            metavar="PATH")
+    data: str | None = knob(
+        None, "CIFAR-10 for the supernet: cifar-10-batches-py, image folder or .tar.gz", metavar="PATH"
+    )
     preset: Literal["tiny", "paper"] = knob("tiny", "supernet size: tiny (CPU minutes) or paper (C=20, 8 cells)")
-    intermediate_nodes: int = knob(4, "k of the darts space: 4 (DARTS-like cells) or 5 (ENAS-like cells)",
-                                   ge=1, le=8)
+    intermediate_nodes: int = knob(4, "k of the darts space: 4 (DARTS-like cells) or 5 (ENAS-like cells)", ge=1, le=8)
     epochs: int = knob(3, "supernet epochs of Algorithm 1", ge=1, le=100000)
     supernet_batch: int = knob(64, "supernet batch size per shard", ge=1, le=65536)
-    supernet_steps: int = knob(0, "cap on supernet steps per epoch (0 = a full pass over the 40% split)",
-                               ge=0, le=10**8)
-    cpu_shards: int = knob(1, "supernet shards when --num-gpus 0 (with --num-gpus N: one shard per GPU)",
-                           ge=1, le=1024)
+    supernet_steps: int = knob(
+        0, "cap on supernet steps per epoch (0 = a full pass over the 40% split)", ge=0, le=10**8
+    )
+    cpu_shards: int = knob(1, "supernet shards when --num-gpus 0 (with --num-gpus N: one shard per GPU)", ge=1, le=1024)
     eval_inputs: int = knob(20, "random inputs derived and scored at the end of a supernet run", ge=1, le=100000)
-    holdout_frac: float = knob(0.2, "share of the 15,625 NB201 cells held out from training (fixed split)",
-                               gt=0, le=0.99)
+    holdout_frac: float = knob(
+        0.2, "share of the 15,625 NB201 cells held out from training (fixed split)", gt=0, le=0.99
+    )
     best_of: int = knob(10, "samples per held-out input for the best-of-k row", ge=1, le=10000)
     seed: int = knob(0, "seeds numpy, torch, RLlib's env runners and the evaluation", ge=0, le=2**31 - 1)
-    num_gpus: int = knob(0, "GPUs: one supernet shard each, and the learner (the tabular reward needs none)",
-                         ge=0, le=4096)
+    num_gpus: int = knob(
+        0, "GPUs: one supernet shard each, and the learner (the tabular reward needs none)", ge=0, le=4096
+    )
     address: str | None = knob(None, "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
-    out: str | None = knob(None, "run directory (default runs/<rule>-<space>-<policy>-s<seed>-<time>)",
-                           metavar="DIR")
-    resume: str | None = knob(None, "run directory of a killed run: continue it from its last checkpoint",
-                              metavar="DIR")
+    out: str | None = knob(None, "run directory (default runs/<rule>-<space>-<policy>-s<seed>-<time>)", metavar="DIR")
+    resume: str | None = knob(
+        None, "run directory of a killed run: continue it from its last checkpoint", metavar="DIR"
+    )
     tag: str = knob("", "free label stored in config.json (the sweep writes its ablation name here)")
 
     @property
@@ -85,10 +102,21 @@ class TrainConfig(RunConfig):
         if self.space == "nb201" and self.intermediate_nodes != 4:
             raise NatrlError("--intermediate-nodes applies to the darts space; NAS-Bench-201 cells are fixed")
         if self.reward == "supernet" and not self.data:
-            raise NatrlError("--reward supernet needs CIFAR-10: --data DIR_OR_TARBALL (cifar-10-batches-py, "
-                             "an image folder or a .tar.gz of one)")
+            raise NatrlError(
+                "--reward supernet needs CIFAR-10: --data DIR_OR_TARBALL (cifar-10-batches-py, "
+                "an image folder or a .tar.gz of one)"
+            )
         if self.reward == "nb201" and self.data:
             raise NatrlError("--data is for --reward supernet; the nb201 reward reads --table")
+        if self.env_runners and self.sampler != "env_runners":
+            raise NatrlError("--env-runners needs --sampler env_runners (the batched sampler runs in the driver)")
+        if self.env_runners and self.m % self.env_runners:
+            raise NatrlError(
+                f"--m {self.m} inputs do not split evenly over --env-runners {self.env_runners}; "
+                "make m a multiple of the runner count"
+            )
+        if self.env_runners and self.reward == "supernet":
+            raise NatrlError("--env-runners applies to --reward nb201: the supernet shards serve the driver's sampler")
         if self.reward == "supernet" and (self.table or self.report_table):
             raise NatrlError("--table and --report-table apply to --reward nb201")
 
@@ -96,6 +124,7 @@ class TrainConfig(RunConfig):
 @dataclass
 class Inputs:
     """What a run reads from files, loaded (and so checked) before its directory is written."""
+
     table: Any = None
     report: Any = None
     data: dict | None = None
@@ -104,8 +133,10 @@ class Inputs:
 def load_inputs(cfg: TrainConfig) -> Inputs:
     if cfg.reward == "supernet":
         from natrl.datasets import load_cifar10
+
         return Inputs(data=load_cifar10(cfg.data))
     from natrl.rewards import NB201Table
+
     report = NB201Table.load(cfg.report_table) if cfg.report_table else None
     return Inputs(table=NB201Table.load(cfg.table), report=report)
 
@@ -121,38 +152,62 @@ def build_algo(cfg: TrainConfig, backend=None):
     from natrl.algo.reinforce import REINFORCEConfig
     from natrl.policy.module import DEFAULT_MODEL_CONFIG, TransitionPolicy
     from natrl.rewards import share_backend
+
     register_env("natrl-nat", envs.make_env)  # a registered creator lets RLlib ask for a whole vector env
     if backend is not None:
         backend = share_backend(backend)  # envs run in this process (num_env_runners=0) and look it up
-    env_config = {"space": cfg.space, "rule": cfg.rule, "reward_backend": cfg.reward, "n": cfg.n,
-                  "holdout_frac": cfg.holdout_frac, "table": cfg.table, "backend": backend,
-                  "num_intermediate": cfg.num_intermediate}
+    env_config = {
+        "space": cfg.space,
+        "rule": cfg.rule,
+        "reward_backend": cfg.reward,
+        "n": cfg.n,
+        "holdout_frac": cfg.holdout_frac,
+        "table": cfg.table,
+        "backend": backend,
+        "num_intermediate": cfg.num_intermediate,
+    }
     model_config = {**DEFAULT_MODEL_CONFIG, "encoder": cfg.policy, "hidden": cfg.hidden, "gcn_layers": cfg.gcn_layers}
-    algo_cfg = (REINFORCEConfig()
-                .environment("natrl-nat", env_config=env_config)
-                # m sub-envs in one NATVectorEnv: each vector step scores all m pairs in one backend call
-                .env_runners(num_env_runners=0, num_envs_per_env_runner=cfg.m,
-                             gym_env_vectorize_mode="vector_entry_point")
-                .rl_module(rl_module_spec=RLModuleSpec(module_class=TransitionPolicy, model_config=model_config))
-                .training(m=cfg.m, n=cfg.n, lam=cfg.lam, lr=cfg.lr, baseline=cfg.baseline,
-                          baseline_decay=cfg.baseline_decay)
-                .learners(num_learners=0, num_gpus_per_learner=1 if cfg.num_gpus else 0)
-                .debugging(seed=cfg.seed, log_level="ERROR"))
+    algo_cfg = (
+        REINFORCEConfig()
+        .environment("natrl-nat", env_config=env_config)
+        # m sub-envs in one NATVectorEnv (m / runners per remote runner): a vector step scores all its
+        # pairs in one backend call. The batched sampler reads only the env's spaces from it.
+        .env_runners(
+            num_env_runners=cfg.env_runners,
+            num_envs_per_env_runner=cfg.m // max(cfg.env_runners, 1),
+            gym_env_vectorize_mode="vector_entry_point",
+        )
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=TransitionPolicy, model_config=model_config))
+        .training(
+            m=cfg.m,
+            n=cfg.n,
+            lam=cfg.lam,
+            lr=cfg.lr,
+            baseline=cfg.baseline,
+            baseline_decay=cfg.baseline_decay,
+            sampler=cfg.sampler,
+        )
+        # the policy learns on CPU: a 64-wide GCN does not need a GPU, and the GPUs are the shards'
+        .learners(num_learners=cfg.learners, num_gpus_per_learner=0)
+        .debugging(seed=cfg.seed, log_level="ERROR")
+    )
     return algo_cfg.build_algo()
 
 
 def plot_curve(rows: list[dict], path: Path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from natrl.rundir import save_figure
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
     it = [r["iter"] for r in rows]
     reward = np.array([r["reward_mean"] for r in rows], dtype=float)
     ax.plot(it, reward, lw=0.6, alpha=0.4, label="batch mean reward")
     k = max(1, len(rows) // 50)
-    smooth = [reward[max(0, i - k):i + 1].mean() for i in range(len(rows))]
+    smooth = [reward[max(0, i - k) : i + 1].mean() for i in range(len(rows))]
     ax.plot(it, smooth, lw=1.5, label=f"moving mean ({k})")
     ax.set_xlabel("policy update")
     ax.set_ylabel("accuracy gain R(alpha|beta) (points)")
@@ -167,8 +222,9 @@ class TransformerRun:
     """One training run: the algorithm, its reward backend, the progress log and the checkpoints.
     ``report`` (optional) receives every progress row and each checkpoint path: a Tune trial passes one."""
 
-    def __init__(self, cfg: TrainConfig, inputs: Inputs, run: RunDir,
-                 report: Callable[[dict, Path | None], None] | None = None):
+    def __init__(
+        self, cfg: TrainConfig, inputs: Inputs, run: RunDir, report: Callable[[dict, Path | None], None] | None = None
+    ):
         self.cfg, self.inputs, self.run, self.report = cfg, inputs, run, report
         self.supernet = cfg.reward == "supernet"
         self.iters = 0 if cfg.policy == "random" else cfg.iters  # the random policy has nothing to learn
@@ -177,13 +233,21 @@ class TransformerRun:
         self.backend: Any = None
         self.algo: Any = None
         self.started, self.done_epochs = time.time(), 0
+        self.timings: dict[str, float] = {}  # seconds per phase of this process, written to results.json
 
     # ---- building and stopping -----------------------------------------------------------------------
     def build(self):
+        import torch
+
         from natrl.spaces import make_space
+
         cfg = self.cfg
-        self.space = make_space(cfg.space, rule=cfg.rule, holdout_frac=cfg.holdout_frac,
-                                num_intermediate=cfg.num_intermediate)
+        # The policy's tensors are tiny (a 64-wide GCN on m x n graphs of <= 20 nodes): one intra-op thread is
+        # several times faster than a thread pool that contends with Ray and the reward (benchmarks/bench_rl.py).
+        torch.set_num_threads(1)
+        self.space = make_space(
+            cfg.space, rule=cfg.rule, holdout_frac=cfg.holdout_frac, num_intermediate=cfg.num_intermediate
+        )
         if self.supernet:
             self.backend = self._build_shards()
         self.algo = build_algo(cfg, backend=self.backend)
@@ -192,14 +256,27 @@ class TransformerRun:
         import ray
 
         from natrl.rewards.shards import SupernetShards
+
         cfg = self.cfg
         shards = cfg.num_gpus or cfg.cpu_shards
-        backend = SupernetShards(self.space.ops, ray.put(self.inputs.data), num_shards=shards, num_gpus=cfg.num_gpus,
-                                 trainer_kwargs={"preset": cfg.preset, "batch_size": cfg.supernet_batch,
-                                                 "epochs": cfg.epochs, "seed": cfg.seed,
-                                                 "num_intermediate": cfg.intermediate_nodes})
-        print(f"{shards} supernet shard(s) on {'GPU' if cfg.num_gpus else 'CPU'}, "
-              f"{backend.steps_per_epoch} steps per epoch each", flush=True)
+        backend = SupernetShards(
+            self.space.ops,
+            ray.put(self.inputs.data),
+            num_shards=shards,
+            num_gpus=cfg.num_gpus,
+            trainer_kwargs={
+                "preset": cfg.preset,
+                "batch_size": cfg.supernet_batch,
+                "epochs": cfg.epochs,
+                "seed": cfg.seed,
+                "num_intermediate": cfg.intermediate_nodes,
+            },
+        )
+        print(
+            f"{shards} supernet shard(s) on {'GPU' if cfg.num_gpus else 'CPU'}, "
+            f"{backend.steps_per_epoch} steps per epoch each",
+            flush=True,
+        )
         return backend
 
     def stop(self):
@@ -209,15 +286,9 @@ class TransformerRun:
             self.backend.shutdown()
 
     # ---- checkpoints: plain tensors, numbers and strings ---------------------------------------------
-    @property
-    def learner(self):
-        return self.algo.learner_group._learner  # num_learners=0: the learner lives in this process
-
-    def _optimizer(self):
-        return self.learner.get_optimizer(module_id="default_policy")
-
-    def _sub_envs(self):
-        return [e.unwrapped for e in self.algo.env_runner.env.unwrapped.envs]
+    def _on_learners(self, fn) -> list:
+        """fn(learner) on every RLlib Learner (the one in this process, or the remote ones)."""
+        return [r.get() for r in self.algo.learner_group.foreach_learner(fn)]
 
     @property
     def progress(self) -> Progress:
@@ -225,31 +296,37 @@ class TransformerRun:
         return self.run.progress
 
     def state_dict(self) -> dict:
-        state = {"module": self.learner.module["default_policy"].state_dict(),
-                 "optimizer": self._optimizer().state_dict(), "envs": [e.get_state() for e in self._sub_envs()],
-                 "rng": self.rng.bit_generator.state, "global_rng": rng_state(), "epoch": self.done_epochs,
-                 "progress_rows": len(self.progress.rows), "seconds": time.time() - self.started}
+        module, optimizer = self._on_learners(_learner_state)[0]  # every learner holds the same weights
+        state = {
+            "module": module,
+            "optimizer": optimizer,
+            "sampling": self.algo.sampling_state(),
+            "rng": self.rng.bit_generator.state,
+            "global_rng": rng_state(),
+            "epoch": self.done_epochs,
+            "progress_rows": len(self.progress.rows),
+            "seconds": time.time() - self.started,
+        }
         if self.backend is not None:
             state["supernet"] = self.backend.state_dict()
         return state
 
     def load_state_dict(self, state: dict):
         try:
-            self.learner.module["default_policy"].load_state_dict(state["module"])
-            self._optimizer().load_state_dict(state["optimizer"])
-            envs = self._sub_envs()
-            if len(envs) != len(state["envs"]):
-                raise ValueError("env count")
-            for env, s in zip(envs, state["envs"]):
-                env.set_state(s)
+            module, optimizer = state["module"], state["optimizer"]
+            self._on_learners(lambda learner: _load_learner_state(learner, module, optimizer))
+            self.algo.load_sampling_state(state["sampling"])
             if self.backend is not None:
                 self.backend.load_state_dict(state["supernet"])
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
-            raise NatrlError(f"{self.run.path} holds a checkpoint that does not fit this run "
-                             f"({e.__class__.__name__}: {str(e)[:80]}); start a new run") from None
+            raise NatrlError(
+                f"{self.run.path} holds a checkpoint that does not fit this run "
+                f"({e.__class__.__name__}: {str(e)[:80]}); start a new run"
+            ) from None
         # the EnvRunner samples the next batch: give it the restored weights now
-        self.algo.env_runner_group.sync_weights(from_worker_or_learner_group=self.algo.learner_group,
-                                                inference_only=True)
+        self.algo.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.algo.learner_group, inference_only=True
+        )
         self.rng.bit_generator.state = state["rng"]
         set_rng_state(state["global_rng"])
         self.done_epochs = state["epoch"]
@@ -262,19 +339,28 @@ class TransformerRun:
             self.report({}, self.run.path / "checkpoint.pt")
 
     # ---- Algorithm 1 ---------------------------------------------------------------------------------
-    def policy_update(self, **extra):
-        res = self.algo.train()["learners"]["default_policy"]
-        row = {"iter": len(self.progress.rows) + 1, **extra,
-               "episodes": (len(self.progress.rows) + 1) * self.cfg.m * self.cfg.n,
-               "reward_mean": float(res["reward_mean"]), "entropy": float(res["entropy"]),
-               "baseline": float(res["baseline"]), "time_s": round(time.time() - self.started, 2)}
-        if not all(np.isfinite(float(row[k])) for k in ("reward_mean", "entropy", "baseline")):
-            raise NatrlError(f"the policy update {row['iter']} gave a non-finite loss term ({row}); lower --lr or "
-                             "--lam (the last checkpoint is kept; no results were written)")
-        self.progress.log(row)
-        self._print(row)
-        if self.report is not None:
-            self.report(row, None)
+    def policy_updates(self, k: int, **extra):
+        """k policy updates in one RLlib training iteration; one progress row each."""
+        self.algo.train_updates(k)
+        for stats in self.algo.update_stats:
+            i = len(self.progress.rows) + 1
+            row = {
+                "iter": i,
+                **extra,
+                "episodes": i * self.cfg.m * self.cfg.n,
+                **{k: stats[k] for k in ("reward_mean", "entropy", "baseline")},
+                "time_s": round(time.time() - self.started, 2),
+            }
+            if not all(np.isfinite(float(row[k])) for k in ("reward_mean", "entropy", "baseline")):
+                raise NatrlError(
+                    f"the policy update {i} gave a non-finite loss term ({row}); lower --lr or "
+                    "--lam (the last checkpoint is kept; no results were written)"
+                )
+            self.progress.log(row)
+            self._print(row)
+            if self.report is not None:
+                self.report(row, None)
+        self.algo.update_stats.clear()
 
     def _print(self, row: dict):
         rows, every = self.progress.rows, max(1, self.total // 20)
@@ -282,83 +368,130 @@ class TransformerRun:
         if i % every == 0 or i == self.total:
             recent = rows[-every:]
             eta = row["time_s"] / i * (self.total - i)
-            print(f"iter {i:5d}/{self.total}  reward {sum(r['reward_mean'] for r in recent) / len(recent):+6.2f}  "
-                  f"entropy {row['entropy']:.2f}  baseline {row['baseline']:+.2f}  "
-                  f"{row['time_s']:6.1f}s  eta {eta:5.0f}s", flush=True)
+            print(
+                f"iter {i:5d}/{self.total}  reward {sum(r['reward_mean'] for r in recent) / len(recent):+6.2f}  "
+                f"entropy {row['entropy']:.2f}  baseline {row['baseline']:+.2f}  "
+                f"{row['time_s']:6.1f}s  eta {eta:5.0f}s",
+                flush=True,
+            )
 
     def search_tabular(self):
-        done = len(self.progress.rows)
-        for i in range(done, self.iters):
-            self.policy_update()
-            if (i + 1) % self.cfg.checkpoint_every == 0 and i + 1 < self.iters:
+        done, every = len(self.progress.rows), self.cfg.checkpoint_every
+        while done < self.iters:
+            k = min(UPDATES_PER_ITERATION, self.iters - done, every - done % every)  # stop at checkpoints
+            self.policy_updates(k)
+            done += k
+            if done % every == 0 and done < self.iters:
                 self.checkpoint()
 
     def search_supernet(self):
         cfg = self.cfg
         for epoch in range(self.done_epochs + 1, cfg.epochs + 1):
-            stats = self.backend.train_epoch(lambda: self.space.sample_input(self.rng),
-                                             max_steps=cfg.supernet_steps or None)
-            print(f"epoch {epoch}/{cfg.epochs}  supernet loss {stats['loss']:.3f}  train acc {stats['train_acc']:.1f}%"
-                  f"  lr {stats['lr']:.4f}  {time.time() - self.started:6.1f}s", flush=True)
-            for _ in range(self.iters):
-                self.policy_update(epoch=epoch)
+            stats = self.backend.train_epoch(
+                lambda: self.space.sample_input(self.rng), max_steps=cfg.supernet_steps or None
+            )
+            print(
+                f"epoch {epoch}/{cfg.epochs}  supernet loss {stats['loss']:.3f}  train acc {stats['train_acc']:.1f}%"
+                f"  lr {stats['lr']:.4f}  {time.time() - self.started:6.1f}s",
+                flush=True,
+            )
+            for done in range(0, self.iters, UPDATES_PER_ITERATION):
+                self.policy_updates(min(UPDATES_PER_ITERATION, self.iters - done), epoch=epoch)
             self.done_epochs = epoch
             self.checkpoint()
 
     # ---- outputs -------------------------------------------------------------------------------------
     def save_policy(self):
         from natrl.rundir import save_checkpoint_file
+
         module = self.algo.get_module()
-        model_config = {**module.model_config, "space": self.cfg.space, "rule": self.cfg.rule,
-                        "holdout_frac": self.cfg.holdout_frac, "num_intermediate": self.cfg.num_intermediate}
+        model_config = {
+            **module.model_config,
+            "space": self.cfg.space,
+            "rule": self.cfg.rule,
+            "holdout_frac": self.cfg.holdout_frac,
+            "num_intermediate": self.cfg.num_intermediate,
+        }
         # plain tensors + the spaces' description, loadable with torch.load(weights_only=True)
-        save_checkpoint_file(self.run.path / "policy.pt", {"state_dict": module.state_dict(),
-                                                           "model_config": model_config})
+        save_checkpoint_file(
+            self.run.path / "policy.pt", {"state_dict": module.state_dict(), "model_config": model_config}
+        )
         self.algo.save_to_path(str((self.run.path / "checkpoint").resolve()))  # RLlib's own, for RLlib users
         return module
 
     def evaluate(self, module, search_seconds: float) -> tuple[dict, list, str]:
         cfg, name = self.cfg, self.run.path.name
-        common = {"run": name, "seed": cfg.seed, "search_seconds": search_seconds,
-                  "reward_evaluations": len(self.progress.rows) * cfg.m * cfg.n}
+        common = {
+            "run": name,
+            "seed": cfg.seed,
+            "search_seconds": search_seconds,
+            "reward_evaluations": len(self.progress.rows) * cfg.m * cfg.n,
+        }
         if self.supernet:
             from natrl.evaluate import evaluate_supernet, supernet_markdown
-            print(f"deriving {cfg.eval_inputs} random inputs (best of {cfg.best_of} by supernet accuracy) ...",
-                  flush=True)
-            results, records = evaluate_supernet(module, self.space, self.backend, cfg.eval_inputs, cfg.best_of,
-                                                 seed=cfg.seed)
+
+            print(
+                f"deriving {cfg.eval_inputs} random inputs (best of {cfg.best_of} by supernet accuracy) ...", flush=True
+            )
+            results, records = evaluate_supernet(
+                module, self.space, self.backend, cfg.eval_inputs, cfg.best_of, seed=cfg.seed
+            )
             results.update(common, train_seconds=round(time.time() - self.started, 1))
             return results, records, f"# {name}\n\n{supernet_markdown(results)}\n"
         from natrl.evaluate import evaluate_nb201, markdown_table
+
         print("evaluating on held-out inputs ...", flush=True)
         table, report = self.inputs.table, self.inputs.report
         results, records = evaluate_nb201(module, self.space, table, seed=cfg.seed, best_of=cfg.best_of, report=report)
-        results.update(common, reward_table=table.name, report_table=report.name if report else None,
-                       train_seconds=round(time.time() - self.started, 1))
-        md = (f"# {name}\n\n{cfg.rule} on {cfg.space}, policy {cfg.policy}, seed {cfg.seed}, {cfg.iters} updates "
-              f"of m={cfg.m} x n={cfg.n}, lambda={cfg.lam}. Mean accuracy gain (points) over {results['num_inputs']} "
-              f"held-out inputs; reward table: {table.name}.\n\n{markdown_table(results)}\n\n"
-              f"Single-sample policy / per-input optimum: {results['optimum_fraction']['reward']:.0%}.\n")
+        results.update(
+            common,
+            reward_table=table.name,
+            report_table=report.name if report else None,
+            train_seconds=round(time.time() - self.started, 1),
+        )
+        md = (
+            f"# {name}\n\n{cfg.rule} on {cfg.space}, policy {cfg.policy}, seed {cfg.seed}, {cfg.iters} updates "
+            f"of m={cfg.m} x n={cfg.n}, lambda={cfg.lam}. Mean accuracy gain (points) over {results['num_inputs']} "
+            f"held-out inputs; reward table: {table.name}.\n\n{markdown_table(results)}\n\n"
+            f"Single-sample policy / per-input optimum: {results['optimum_fraction']['reward']:.0%}.\n"
+        )
         return results, records, md
 
     def execute(self, state: dict | None) -> dict:
         """Search (from ``state`` when resuming), then save the policy and evaluate it."""
+        t = time.time()
         self.build()
+        self.timings["build_s"] = round(time.time() - t, 2)
         self.run.open_progress(keep_rows=state["progress_rows"] if state else None)
         if state is not None:
             self.load_state_dict(state)
             print(f"resumed after {len(self.progress.rows)} policy updates", flush=True)
+        t = time.time()
         (self.search_supernet if self.supernet else self.search_tabular)()
+        self.timings["search_s"] = round(time.time() - t, 2)
         search_seconds = round(time.time() - self.started, 1)  # the search cost: everything before evaluation
+        t = time.time()
         module = self.save_policy()
         if self.progress.rows:
             plot_curve(self.progress.rows, self.run.path / "curve.png")
         results, records, md = self.evaluate(module, search_seconds)
+        self.timings["evaluate_s"] = round(time.time() - t, 2)
+        results["timings"] = self.timings
         self.run.write_json("derived.json", records)
         self.run.write_json("results.json", results)
         self.run.write_text("results.md", md)
         print(md)
         return results
+
+
+def _learner_state(learner) -> tuple[dict, dict]:
+    module = learner.module["default_policy"].unwrapped()  # remote learners wrap it in DDP
+    return module.state_dict(), learner.get_optimizer(module_id="default_policy").state_dict()
+
+
+def _load_learner_state(learner, module: dict, optimizer: dict):
+    learner.module["default_policy"].unwrapped().load_state_dict(module)
+    learner.get_optimizer(module_id="default_policy").load_state_dict(optimizer)
 
 
 def train(cfg: TrainConfig, given: set[str] | frozenset = frozenset(), report=None) -> Path:
@@ -368,18 +501,21 @@ def train(cfg: TrainConfig, given: set[str] | frozenset = frozenset(), report=No
     from natrl.cluster import check_gpus, start_ray
     from natrl.config import check_config
     from natrl.rundir import resume_config
+
     if cfg.resume:
         cfg = resume_config(TrainConfig, cfg, set(given), KIND)
     check_config(cfg)  # library callers (a Tune trial) pass configs no parser has checked
     inputs = load_inputs(cfg)  # a bad --table or --data fails here, before anything is written
-    start_ray(cfg.address, min_cpus=1 + (cfg.num_gpus or cfg.cpu_shards if cfg.reward == "supernet" else 1),
-              num_gpus=cfg.num_gpus)
+    shards = cfg.num_gpus or cfg.cpu_shards if cfg.reward == "supernet" else 1
+    t = time.time()
+    start_ray(cfg.address, min_cpus=1 + shards + cfg.env_runners + cfg.learners, num_gpus=cfg.num_gpus)
     check_gpus(cfg.num_gpus)
     run = RunDir.start(cfg, KIND, cfg.run_name)
     with run:
         state = run.load_checkpoint()
         seed_everything(cfg.seed)
         job = TransformerRun(cfg, inputs, run, report)
+        job.timings["ray_start_s"] = round(time.time() - t, 2)
         try:
             job.execute(state)
         finally:

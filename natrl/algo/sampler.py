@@ -1,0 +1,105 @@
+"""The m x n one-step episodes of one policy update, as one batch: the same rows from two samplers.
+
+- :class:`BatchedSampler` (the fast path, in the driver): draws the m inputs beta, encodes them in one go,
+  samples the n transformations alpha of every input in ONE no-grad forward of the policy, and scores all
+  (alpha, beta) pairs in ONE reward call. No episodes, no per-sub-env Python, no forward on terminal states.
+- :func:`episodes_to_batch` (the Gymnasium path): the one-step episodes RLlib's EnvRunners sampled from the
+  NAT env, turned into the same rows.
+
+Both draw input slot j of every update from the generator seeded ``seed + j`` (sub-env j of
+``envs.NATVectorEnv``), so for one seed they see the same inputs in the same order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+
+from natrl.errors import NatrlError
+from natrl.policy.bmsoftmax import BinaryMaskedSoftmax
+
+
+@dataclass
+class OneStepBatch:
+    """The rows of one update: row i is one episode (beta_i, alpha_i, R(alpha_i | beta_i))."""
+
+    obs: dict[str, np.ndarray]  # observations of the inputs beta, [B, ...] each
+    actions: np.ndarray  # [B, E] new op of every edge (alpha)
+    rewards: np.ndarray  # [B] accuracy gain R(alpha | beta), points
+    entropy: float  # mean entropy (summed over edges) of the distributions the actions were drawn from
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Row i's input id: rows with the same input cell (its ops and edges) share one."""
+        key = np.concatenate([self.obs["op"], self.obs["src"]], axis=1)
+        _, groups = np.unique(key, axis=0, return_inverse=True)
+        return groups.reshape(-1)
+
+    def samples_per_input(self) -> list[int]:
+        return sorted(np.bincount(self.groups).tolist())
+
+
+class InputStreams:
+    """p(beta) for the m input slots of an update; slot j draws from its own generator seeded ``seed + j``."""
+
+    def __init__(self, space, m: int, seed: int, split: str = "train"):
+        self.space, self.split = space, split
+        self.rngs = [np.random.default_rng(seed + j) for j in range(m)]
+
+    def draw(self) -> list:
+        return [self.space.sample_input(rng, self.split) for rng in self.rngs]
+
+    def state_dict(self) -> dict:
+        return {"rngs": [rng.bit_generator.state for rng in self.rngs]}
+
+    def load_state_dict(self, state: dict):
+        if len(state["rngs"]) != len(self.rngs):
+            raise ValueError(f"{len(state['rngs'])} input streams saved, {len(self.rngs)} expected")
+        for rng, s in zip(self.rngs, state["rngs"]):
+            rng.bit_generator.state = s
+
+
+class BatchedSampler:
+    """Samples the m inputs x n transformations of one update in one forward and one reward call."""
+
+    def __init__(self, space, backend, m: int, n: int, seed: int, split: str = "train"):
+        self.space, self.backend, self.m, self.n = space, backend, m, n
+        self.inputs = InputStreams(space, m, seed, split)
+
+    @torch.no_grad()
+    def sample(self, module) -> OneStepBatch:
+        betas = self.inputs.draw()
+        obs = {k: np.repeat(v, self.n, axis=0) for k, v in self.space.encode_batch(betas).items()}
+        # module.distribution runs the module's forward as it is (RLlib's forward_exploration would switch every
+        # submodule to eval mode and back; the policy has no dropout or batch norm)
+        dist = module.distribution({k: torch.from_numpy(v) for k, v in obs.items()})
+        if not torch.isfinite(dist.logits).all():  # a diverged update: never sample (or report) from NaN
+            raise NatrlError("the policy's outputs are not finite (a policy update diverged); lower --lr or --lam")
+        actions = dist.sample().numpy()
+        alphas = self.space.apply_batch([b for b in betas for _ in range(self.n)], actions)
+        acc = self.backend.score(alphas + betas)  # each beta once: its n rows share its accuracy
+        rewards = acc[: len(alphas)] - np.repeat(acc[len(alphas) :], self.n)
+        return OneStepBatch(obs, actions, rewards, float(dist.entropy().mean()))
+
+    def state_dict(self) -> dict:
+        return self.inputs.state_dict()
+
+    def load_state_dict(self, state: dict):
+        self.inputs.load_state_dict(state)
+
+
+def episodes_to_batch(episodes) -> OneStepBatch:
+    """The rows of finished one-step SingleAgentEpisodes (the EnvRunner path)."""
+    first = [e.get_observations(0) for e in episodes]
+    obs = {k: np.stack([o[k] for o in first]) for k in first[0]}
+    actions = np.stack([np.asarray(e.get_actions(0)) for e in episodes])
+    rewards = np.array([e.get_rewards(0) for e in episodes], dtype=np.float64)
+    logits = np.stack([e.get_extra_model_outputs(Columns.ACTION_DIST_INPUTS, 0) for e in episodes])
+    entropy = float(BinaryMaskedSoftmax.from_logits(torch.from_numpy(logits)).entropy().mean())
+    return OneStepBatch(obs, actions, rewards, entropy)
