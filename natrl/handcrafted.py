@@ -279,3 +279,22 @@ def derive_networks(
             }
         )
     return records
+
+
+def cost_markdown(rows: list[dict]) -> str:
+    """The cost table of docs/handcrafted.md: ours vs NAT++ Table 1 for every network."""
+    lines = [
+        "| network | data | cell | params M ours (paper) | MAdds M ours (paper) | within tolerance |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ok = "yes" if r["within"] else f"no: {r['why_not']}"
+        lines.append(
+            f"| {r['network']} | {r['dataset']} | {r['cell']} | {r['params_M']:.3f} ({r['paper_params_M']}) | "
+            f"{r['madds_M']:.1f} ({r['paper_madds_M']}) | {ok} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m natrl.handcrafted: the cost table
+    print(cost_markdown(cost_rows()))

@@ -125,3 +125,18 @@ def test_shortcut_and_null_reshape_without_parameters():
     assert Shortcut(6, 10, 2)(x).shape == (2, 10, 4, 4) and Shortcut(6, 4, 1)(x).shape == (2, 4, 8, 8)
     assert ZeroLike(3, 4)(x).abs().sum() == 0 and ZeroLike(3, 4)(x).shape == (2, 3, 2, 2)
     assert not list(Shortcut(6, 10, 2).parameters())
+
+
+def test_table1_puts_network_runs_below_their_quoted_rows(tmp_path):
+    from test_analysis import fake_run, run, scratch_results
+
+    for i, (method, acc) in enumerate((("/", 91.0), ("NAT++", 92.5))):
+        res = scratch_results(acc, arch="ResNet20", model="ResNet20", method=method, params_M=0.2697, madds_M=40.55)
+        fake_run(tmp_path, f"r{i}", {"seed": 0}, {**res, "epochs": 200, "layers": 9, "channels": 16})
+    run("models", tmp_path, "--table", "1", "--out", tmp_path / "t")
+    md = (tmp_path / "t" / "table1.md").read_text()
+    lines = md.splitlines()
+    ours = next(i for i, x in enumerate(lines) if "| ResNet20 | / | ours" in x)
+    assert lines[ours - 1].startswith("| ResNet20 | / | quoted (NAT++ Table 1) | 0.3 | 41 | 91.37")
+    assert "the ResNet20 network, 9 blocks, 200 epochs" in lines[ours] and "| 0.27 | 41 |" in lines[ours]
+    assert "hand-crafted recipe, no cutout" in md
