@@ -229,8 +229,10 @@ class DartsSpace(GraphSpace):
     policy transforms both in one action: E = 2 * 2k edges, N = 2 * (2 + k) nodes.
 
     p(beta) (the released code's sampler): for every intermediate node, two inputs drawn uniformly from the
-    earlier nodes (duplicates allowed) and two ops drawn uniformly from the vocabulary without null; normal and
-    reduction cells independently. The space is too large for a held-out split: every split draws fresh cells.
+    earlier nodes (duplicates allowed) and two ops drawn uniformly from the vocabulary without null (ENAS-like
+    spaces, k = 5: from ENAS's 8 ops, the ``nat_enas`` vocabulary, which is also the NAT rule's vocabulary there);
+    normal and reduction cells independently. The space is too large for a held-out split: every split draws
+    fresh cells.
     """
 
     name = "darts"
@@ -245,14 +247,18 @@ class DartsSpace(GraphSpace):
     ):
         # holdout_frac / split_seed exist for a uniform make_space call; this space has no fixed split
         self.rule = rule
-        self.ops = vocabulary(vocab or ("natpp" if rule == "natpp" else "nat"))
+        enas_like = num_intermediate == 5  # ENAS cells have 5 intermediate nodes and ENAS's ops
+        self.ops = vocabulary(vocab or ("natpp" if rule == "natpp" else "nat_enas" if enas_like else "nat"))
         self.mask = transition_mask(rule, self.ops)
         self.k = num_intermediate
         self.cell_nodes = 2 + num_intermediate
         self.num_edges = 2 * 2 * num_intermediate
         self.num_nodes = 2 * self.cell_nodes
         self.node_kind = np.array(([0, 1] + [2] * num_intermediate) * 2, dtype=np.int64)
-        self._sample_ops = [i for i, o in enumerate(self.ops) if OP_INFO[o].type != "null"]
+        # p(beta) draws ops of the input family: ENAS-like cells ENAS's 8 ops (NAT++'s 13-op vocabulary holds them
+        # all), others every non-null op of the vocabulary, as the released code does
+        family = vocabulary("nat_enas") if enas_like and vocab is None else self.ops
+        self._sample_ops = [self.ops.index(o) for o in family if OP_INFO[o].type != "null"]
 
     def sample_input(self, rng: np.random.Generator, split: str = "train") -> Genotype:
         def cell():

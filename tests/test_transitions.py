@@ -87,3 +87,20 @@ def test_unknown_rule_and_vocab():
         transition_mask("nat3", NAT_OPS)
     with pytest.raises(NatrlError, match="unknown vocabulary"):
         transition_mask("nat", "foo")
+
+
+def test_enas_like_spaces_sample_enas_ops():
+    """5 intermediate nodes = ENAS-like cells: inputs drawn from ENAS's 8 ops under either rule; the NAT rule
+    transforms them in the nat_enas vocabulary; 4-node DARTS-like cells keep the DARTS-like NAT vocabulary."""
+    import numpy as np
+
+    from natrl.ops import vocabulary
+    from natrl.spaces import DartsSpace
+
+    enas = set(vocabulary("nat_enas")) - {"null"}
+    assert DartsSpace(rule="nat", num_intermediate=5).ops == vocabulary("nat_enas")
+    assert DartsSpace(rule="nat", num_intermediate=4).ops == vocabulary("nat")
+    for rule in ("nat", "natpp"):
+        space, rng = DartsSpace(rule=rule, num_intermediate=5), np.random.default_rng(0)
+        seen = {op for _ in range(200) for c in space.sample_input(rng).cells().values() for op in c.ops}
+        assert seen == enas, (rule, seen ^ enas)
