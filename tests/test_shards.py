@@ -95,6 +95,7 @@ def test_two_shards_train_exactly_what_one_process_trains(ray_session):
     initial = {k: v.clone() for k, v in one.net.state_dict().items()}
     shards = SupernetShards(space.ops, ray.put(data), num_shards=2, trainer_kwargs=kwargs)
     assert shards.backend == "gloo" and shards.steps_per_epoch == one.steps_per_epoch == 4
+    assert [d["device"] for d in shards.devices] == ["cpu", "cpu"] and len({d["ip"] for d in shards.devices}) == 1
     for epoch in range(2):
         ref = one.train_epoch(betas[4 * epoch : 4 * epoch + 4])
         got = shards.train_epoch(iter(betas[4 * epoch : 4 * epoch + 4]).__next__)
@@ -150,3 +151,24 @@ def test_allreduce_keeps_grad_none_where_no_rank_has_one(ray_session):
     ray.get([s.shutdown_group.remote() for s in shards])
     for s in shards:
         ray.kill(s)
+
+
+def test_backend_batch_split_and_opt_in_batch_rules():
+    from types import SimpleNamespace
+
+    from natrl.rewards.shards import choose_backend, scaled_trainer_kwargs
+    from natrl.rewards.supernet import SupernetTrainer
+
+    def ranks(*gpus, nccl=True):
+        return [{"node": node, "gpu": gpu, "nccl": nccl} for node, gpu in gpus]
+
+    assert choose_backend(ranks(("a", "0"), ("a", "1"), ("b", "0"))) == "nccl"  # every rank its own GPU
+    assert choose_backend(ranks(("a", "0"), ("a", "0"))) == "gloo"  # two ranks on one GPU
+    assert choose_backend(ranks(("a", "0"), ("a", None))) == "gloo"  # a CPU rank
+    assert choose_backend(ranks(("a", None), ("b", None))) == "gloo"
+    assert choose_backend(ranks(("a", "0"), ("b", "0"), nccl=False)) == "gloo"  # torch without NCCL
+    slices = [SupernetTrainer.local_slice(SimpleNamespace(rank=r, world=3), 16) for r in range(3)]  # type: ignore
+    assert [(s.start, s.stop) for s in slices] == [(0, 6), (6, 11), (11, 16)]
+    assert SupernetTrainer.local_slice(SimpleNamespace(rank=1, world=2), 1) == slice(1, 1)  # an empty part
+    kw = scaled_trainer_kwargs({"batch_size": 32, "seed": 1}, 4)
+    assert kw == {"batch_size": 128, "lr": 0.04, "lr_min": 0.004, "seed": 1}
