@@ -429,10 +429,15 @@ def read_config(path: Path, kind: str) -> dict:
     if not isinstance(record, dict) or record.get("kind") != kind or not isinstance(record.get("config"), dict):
         found = record.get("kind") if isinstance(record, dict) else None
         found = found if isinstance(found, str) and len(found) < 40 else None
+        held = found or "foreign"
         raise NatrlError(
-            f"{path} holds a {found or 'foreign'} run, not a {kind} run; give a run directory of the same script"
+            f"{path} holds {_a(held)} {held} run, not {_a(kind)} {kind} run; give a run directory of the same script"
         )
     return record
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def resume_config(cfg_cls, cfg, given: set[str], kind: str):

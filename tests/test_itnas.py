@@ -313,7 +313,7 @@ def _bad_inputs(tmp_path, cifar):
         ([*d, "--space", "nb201", "--report-table", tmp_path / "missing.csv"], "does not exist"),
         (["--resume", tmp_path / "missing"], "is not a run directory"),
         (["--resume", tmp_path / "notrun"], "has no config.json"),
-        (["--resume", tmp_path / "natpp"], "holds a train_natpp run, not a itnas run"),
+        (["--resume", tmp_path / "natpp"], "holds a train_natpp run, not an itnas run"),
     ]
 
 
