@@ -3,7 +3,7 @@
 Run:
     python experiments/sweep.py                                   # every ablation, NB201 tabular reward, 3 seeds
     python experiments/sweep.py --ablations lam gcn_layers --seeds 5 --iters 1500 --out sweeps/fig7
-    python experiments/sweep.py --resume sweeps/fig7              # continue an interrupted sweep
+    python experiments/sweep.py --resume sweeps/fig7              # continue an interrupted sweep (unpickles nothing)
     python experiments/sweep.py --reward supernet --data CIFAR10 --num-gpus 1 --ablations lam
 
 Ablations (each a Tune grid; every trial is one train_natpp run with the other knobs at their defaults):
@@ -17,6 +17,11 @@ Each trial reserves a placement group (its own CPU, plus one bundle per supernet
 policy update to Tune (so --scheduler asha works); its run directory is tune/<trial>/run. The sweep directory
 (default sweeps/<name>) holds config.json, log.txt, tune/ (Tune's state and the trials), trials.csv and
 status.json. The analysis/ scripts read it. Expected (NB201, 2 cores): a trial takes 1-2 minutes, two at a time.
+
+--resume rebuilds the grid from the sweep's config.json: finished trials are reported from their results.json,
+the others run in a fresh Tuner and continue from their run's plain-tensor checkpoint. Tune's own state files
+(tuner.pkl, experiment_state-*.json, params.pkl) and RLlib's pickles are never read. On a multi-node cluster
+(--address / RAY_ADDRESS) give --out a folder every node mounts at the same path: trials write their runs there.
 """
 
 from natrl import cli

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -107,3 +108,35 @@ def test_trial_resources_reserve_the_shards():
     assert sweep.trial_resources(sweep.SweepConfig(reward="supernet", cpu_shards=2)).bundles == [{"CPU": 1}] * 3
     assert sweep.trial_resources(sweep.SweepConfig()).bundles == [{"CPU": 1}]
     assert len(sweep.trial_grid(sweep.SweepConfig())) == 2 * 3 * (5 + 4 + 4 + 4 + 3)
+
+
+@pytest.mark.slow
+def test_supernet_shards_use_the_tune_trials_reservation(ray_session, tmp_path):
+    """A sweep trial reserves [trial CPU] + one bundle per shard; the shards go into those bundles (with 2 CPUs
+    in the session, a placement group of their own could never be scheduled)."""
+    from ray import tune
+    from test_shards import _tiny_data
+
+    from natrl.nets.supernet import SupernetPreset
+    from natrl.rewards.shards import SupernetShards
+    from natrl.spaces import make_space
+
+    data = ray_session.put(_tiny_data())
+
+    def trainable(config):
+        space = make_space("darts")
+        kwargs = {"preset": SupernetPreset(C=4, layers=3), "batch_size": 16}
+        shards = SupernetShards(space.ops, config["data"], 1, trainer_kwargs=kwargs, reserve_timeout_s=5)
+        own_group = shards.pg is not None
+        shards.train_epoch(lambda: space.sample_input(np.random.default_rng(0)), max_steps=1)
+        shards.shutdown()
+        tune.report({"own_group": own_group, "device": shards.devices[0]["device"]})
+
+    cfg = sweep.SweepConfig(reward="supernet", cpu_shards=1, data="-")
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, sweep.trial_resources(cfg)),
+        param_space={"data": data},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    )
+    (result,) = list(tuner.fit())
+    assert result.error is None and result.metrics["own_group"] is False and result.metrics["device"] == "cpu"
