@@ -10,6 +10,7 @@ from the last checkpoint (``--resume RUN_DIR``), which holds plain tensors only.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,9 +28,106 @@ KIND = "transformer"
 # metrics reduction) then costs a tenth of what it would per update; progress rows stay one per update.
 UPDATES_PER_ITERATION = 10
 
+# Algorithm 1 makes one policy update per batch of the 60% split: ceil(0.6 * 50,000 / 64) = 469 per epoch.
+POLICY_UPDATES_PER_EPOCH = math.ceil(0.6 * 50_000 / 64)
+PAPERS = {"natrl": "natrl", "nat": "NAT", "natpp": "NAT++"}
+# The presets: every knob each paper states (NAT Section 4.1, NAT++ Section 5.1; the released code where the
+# papers are silent, docs/papers.md#presets), and our tuned defaults, which equal TrainConfig's field defaults.
+# ``iters`` is per supernet epoch; on the tabular reward a paper preset runs epochs x 469 updates in all.
+RECIPES: dict[str, dict[str, Any]] = {
+    "natrl": {
+        "m": 32,
+        "n": 2,
+        "lam": 3e-2,
+        "lr": 1e-3,
+        "baseline": "input",
+        "baseline_decay": 0.99,
+        "gcn_layers": 2,
+        "hidden": 64,
+        "supernet_size": "tiny",
+        "supernet_batch": 64,
+        "supernet_steps": 0,
+        "epochs": 3,
+        "iters": 1500,
+        "best_of": 10,
+    },
+    "nat": {
+        "rule": "nat",
+        "m": 1,
+        "n": 1,
+        "lam": 3e-3,
+        "lr": 3e-4,
+        "baseline": "ema",
+        "baseline_decay": 0.99,
+        "gcn_layers": 2,
+        "hidden": 100,
+        "supernet_size": "paper",
+        "supernet_batch": 64,
+        "supernet_steps": 0,
+        "epochs": 100,
+        "iters": POLICY_UPDATES_PER_EPOCH,
+        "best_of": 10,
+    },
+}
+RECIPES["natpp"] = {**RECIPES["nat"], "rule": "natpp", "epochs": 200}  # NAT++ 5.1: as NAT, 200 epochs
+
+
+# knob -> (where the papers state it, why natrl's default differs): the "why" column of docs/papers.md#presets
+RECIPE_NOTES = {
+    "rule": ("NAT / NAT++ (the paper's own rule)", "natrl: the script's rule (train_natpp.py, train_nat.py)"),
+    "m": ("NAT 4.1, NAT++ 5.1", "at a fixed number of updates gains grow with m (Table 5, nb201.md)"),
+    "n": ("NAT 4.1, NAT++ 5.1", "the leave-one-out baseline needs n >= 2; gains grow with n (Table 5)"),
+    "lam": ("NAT 4.1, NAT++ 5.1 (6.3: 3e-2)", "best single-sample lambda of Fig. 7(b) here, and NAT++ 6.3"),
+    "lr": ("released code (papers silent)", "1,500 updates instead of 93,800: a larger step (not tuned)"),
+    "baseline": ("released code (Eqn. 5 has none)", "leave-one-out over an input's n samples, per input"),
+    "baseline_decay": ("released code", "-"),
+    "gcn_layers": ("NAT++ 6.2", "-"),
+    "hidden": ("released code (papers silent)", "our Kipf GCN with a per-edge head; cheaper on CPU (not tuned)"),
+    "supernet_size": ("NAT 4.1 (8 cells), NAT++ 5.1 (8 cells, C = 20)", "C = 8, 5 cells: CPU minutes per epoch"),
+    "supernet_batch": ("released code", "-"),
+    "supernet_steps": ("Algorithm 1 (a full pass)", "-"),
+    "epochs": ("NAT 4.1, NAT++ 5.1", "a CPU check of the supernet path"),
+    "iters": ("Algorithm 1: one update per batch of the 60% split", "96,000 reward evaluations, as NAT++'s 93,800"),
+    "best_of": ("NAT 3.4 (several), released code (10)", "-"),
+}
+
+
+def _recipe_cell(preset: str, knob_name: str) -> str:
+    value = RECIPES[preset].get(knob_name)
+    if knob_name == "iters" and preset != "natrl":
+        return f"{value} per epoch; nb201: {recipe(preset, 'nb201')['iters']:,} in all"
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def recipe_table() -> str:
+    """The presets side by side, as docs/papers.md#presets shows them (tests/test_presets.py checks it)."""
+    lines = [
+        "| knob | `--preset natrl` (default) | `--preset nat` | `--preset natpp` | stated in | why natrl differs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (where, why) in RECIPE_NOTES.items():
+        cells = [_recipe_cell(p, name) for p in ("natrl", "nat", "natpp")]
+        same = len(set(cells)) == 1
+        lines.append(f"| `--{name.replace('_', '-')}` | {' | '.join(cells)} | {where} | {'-' if same else why} |")
+    return "\n".join(lines)
+
+
+def recipe(preset: str, reward: str) -> dict[str, Any]:
+    """The knob values of ``preset`` for a run on ``reward``: on the tabular reward (no supernet epochs) a
+    paper preset makes all of its epochs' policy updates in one run (NAT++: 200 x 469 = 93,800)."""
+    values = dict(RECIPES[preset])
+    if preset != "natrl" and reward == "nb201":
+        values["iters"] = values["epochs"] * POLICY_UPDATES_PER_EPOCH
+    return values
+
 
 @dataclass
 class TrainConfig(RunConfig):
+    preset: Literal["natrl", "nat", "natpp"] = knob(
+        "natrl",
+        "recipe for the knobs not given: natrl (our tuned defaults), nat or natpp (every setting the NAT / "
+        "NAT++ paper states; docs/papers.md#presets)",
+    )
     rule: Literal["natpp", "nat"] = knob("natpp", "transition rule: natpp (two-level) or nat (keep / null / skip)")
     space: Literal["nb201", "darts"] = knob("nb201", "search space: nb201 (one cell) or darts (normal + reduction)")
     reward: Literal["nb201", "supernet"] = knob(
@@ -64,7 +162,9 @@ class TrainConfig(RunConfig):
     data: str | None = knob(
         None, "CIFAR-10 for the supernet: cifar-10-batches-py, image folder or .tar.gz", metavar="PATH"
     )
-    preset: Literal["tiny", "paper"] = knob("tiny", "supernet size: tiny (CPU minutes) or paper (C=20, 8 cells)")
+    supernet_size: Literal["tiny", "paper"] = knob(
+        "tiny", "supernet size: tiny (C=8, 5 cells; CPU minutes) or paper (C=20, 8 cells)"
+    )
     intermediate_nodes: int = knob(4, "k of the darts space: 4 (DARTS-like cells) or 5 (ENAS-like cells)", ge=1, le=8)
     epochs: int = knob(3, "supernet epochs of Algorithm 1", ge=1, le=100000)
     supernet_batch: int = knob(64, "supernet batch size per shard", ge=1, le=65536)
@@ -88,6 +188,14 @@ class TrainConfig(RunConfig):
     )
     tag: str = knob("", "free label stored in config.json (the sweep writes its ablation name here)")
 
+    def __post_init__(self):
+        legacy: Any = self.preset
+        if legacy in ("tiny", "paper"):  # config.json written before --preset named the recipe
+            self.supernet_size, self.preset = legacy, "natrl"
+
+    def preset_values(self) -> dict[str, Any]:
+        return recipe(self.preset, self.reward)
+
     @property
     def run_name(self) -> str:
         return f"{self.rule}-{self.space}-{self.policy}-s{self.seed}"
@@ -97,6 +205,12 @@ class TrainConfig(RunConfig):
         return self.intermediate_nodes if self.space == "darts" else 3
 
     def validate(self):
+        paper_rule = RECIPES[self.preset].get("rule")
+        if paper_rule and self.rule != paper_rule:
+            raise NatrlError(
+                f"--preset {self.preset} is the {PAPERS[self.preset]} recipe (rule {paper_rule}), not --rule "
+                f"{self.rule}; use --preset {self.rule} (train_{self.rule}.py) or --preset natrl"
+            )
         if (self.space == "darts") != (self.reward == "supernet"):
             raise NatrlError("the darts space needs --reward supernet and the nb201 space --reward nb201")
         if self.space == "nb201" and self.intermediate_nodes != 4:
@@ -265,7 +379,7 @@ class TransformerRun:
             num_shards=shards,
             num_gpus=cfg.num_gpus,
             trainer_kwargs={
-                "preset": cfg.preset,
+                "preset": cfg.supernet_size,
                 "batch_size": cfg.supernet_batch,
                 "epochs": cfg.epochs,
                 "seed": cfg.seed,
