@@ -8,7 +8,8 @@ Measures, on a local Ray with one CPU per shard (torch.set_num_threads(1) in eac
 with --num-gpus:
 1. supernet training with the one-process recipe (global batch of --batch split over the shards, BatchNorm over
    the global batch, one gradient all-reduce per step): images/s and ms per step, after one warm-up step;
-2. the opt-in larger global batch (--batch per shard, linear LR rule) with 2 shards;
+2. 2 shards with per-shard BatchNorm statistics (not the recipe: the cost of the BatchNorm all-reduces), and the
+   opt-in larger global batch (--batch per shard, linear LR rule);
 3. reward scoring spread over the shards: architectures/s for --genotypes architectures on one 64-image batch.
 Prints a Markdown table and writes bench_shards.json in --out. Numbers depend on the machine's free cores: with
 one core per shard, 2 shards can be at most 2x one shard.
@@ -47,12 +48,14 @@ def bench_score(shards, space, genotypes: int, repeats: int = 2) -> float:
     return repeats * genotypes / (time.perf_counter() - start)
 
 
-def bench_config(data_ref, space, num_shards: int, args, batch_per_shard: bool = False) -> dict:
+def bench_config(data_ref, space, num_shards: int, args, batch_per_shard: bool = False, sync_bn: bool = True) -> dict:
     from natrl.rewards.shards import SupernetShards
 
     kwargs = {"preset": args.preset, "batch_size": args.batch, "seed": 0}
     gpus = num_shards if args.num_gpus else 0
-    shards = SupernetShards(space.ops, data_ref, num_shards, gpus, kwargs, batch_per_shard=batch_per_shard)
+    shards = SupernetShards(
+        space.ops, data_ref, num_shards, gpus, kwargs, batch_per_shard=batch_per_shard, sync_batchnorm=sync_bn
+    )
     try:
         batch = args.batch * (num_shards if batch_per_shard else 1)
         out = bench_train(shards, space, args.steps, batch)
@@ -62,6 +65,7 @@ def bench_config(data_ref, space, num_shards: int, args, batch_per_shard: bool =
             backend=shards.backend,
             batch_per_shard=batch_per_shard,
             devices=[d["device"] for d in shards.devices],
+            sync_batchnorm=sync_bn,
         )
         return out
     finally:
@@ -82,6 +86,7 @@ def _table(rows: list[dict], preset: str) -> str:
     ]
     for r in rows:
         kind = f"{r['shards']}" + (f" (batch per shard, lr x{r['shards']})" if r["batch_per_shard"] else "")
+        kind += "" if r["sync_batchnorm"] or r["shards"] == 1 else " (per-shard BN statistics: not the recipe)"
         lines.append(
             f"| {kind} | {r['global_batch']} | {r['images_per_s']:.0f} | {r['step_ms']:.0f} | "
             f"{r['score_architectures_per_s']:.1f} |"
@@ -116,7 +121,8 @@ def main(argv=None):
         data_ref = ray.put(_data(args.data))
         counts = [1] if args.num_gpus == 1 else [1, n]
         rows = [bench_config(data_ref, space, k, args) for k in counts]
-        if len(counts) > 1:
+        if len(counts) > 1:  # what the BatchNorm all-reduces cost, and the opt-in larger batch
+            rows.append(bench_config(data_ref, space, n, args, sync_bn=False))
             rows.append(bench_config(data_ref, space, n, args, batch_per_shard=True))
     finally:
         ray.shutdown()

@@ -142,7 +142,7 @@ class SupernetShard(DataParallelWorker):
     """One supernet replica (natrl.rewards.supernet.SupernetTrainer) on its device, holding the whole weights
     split and training its slice of every global batch. Made a Ray actor by ``SupernetShards``."""
 
-    def __init__(self, rank: int, world_size: int, vocab, data, trainer_kwargs: dict):
+    def __init__(self, rank: int, world_size: int, vocab, data, trainer_kwargs: dict, sync_batchnorm: bool = True):
         from natrl.datasets import load_cifar10
         from natrl.rewards.supernet import SupernetTrainer
 
@@ -153,6 +153,7 @@ class SupernetShard(DataParallelWorker):
         self.trainer = SupernetTrainer(vocab, arrays, device=self.device, shard=(rank, world_size), **trainer_kwargs)
         self.net = self.trainer.net
         self.rank, self.world_size = rank, world_size
+        self.sync_bn = sync_batchnorm
 
     def steps_per_epoch(self) -> int:
         return self.trainer.steps_per_epoch
@@ -160,7 +161,7 @@ class SupernetShard(DataParallelWorker):
     def train_epoch(self, betas, max_steps=None) -> dict:
         if self.world_size == 1:
             return self.trainer.train_epoch(betas, max_steps=max_steps)
-        self.net.sync_batchnorm(True)  # BN over the global batch while training; scoring stays per shard
+        self.net.sync_batchnorm(self.sync_bn)  # BN over the global batch while training; scoring stays per shard
         try:
             reduce = lambda: allreduce_gradients(self.net, self.world_size, average=False)  # noqa: E731
             return self.trainer.train_epoch(betas, max_steps=max_steps, after_backward=reduce)
@@ -236,12 +237,14 @@ class SupernetShards:
         batch_per_shard: bool = False,
         placement: str = "PACK",
         reserve_timeout_s: float = 300.0,
+        sync_batchnorm: bool = True,
     ):
         self.world_size, self.num_gpus = num_shards, num_gpus
         kw = trainer_kwargs or {}
         kw = scaled_trainer_kwargs(kw, num_shards) if batch_per_shard else kw
         self._args = (vocab, data, kw)
         self.placement, self.reserve_timeout_s = placement, reserve_timeout_s
+        self.sync_batchnorm = sync_batchnorm  # False: per-shard BN statistics, not the recipe (benchmarks only)
         self.last_state: dict[str, Any] | None = None  # the latest checkpointed state: a dead shard restarts from it
         self.restarts = 0
         self.pg: Any = None
@@ -298,7 +301,10 @@ class SupernetShards:
 
         actor = ray.remote(SupernetShard)
         options = self._shard_options()
-        self.shards = [actor.options(**o).remote(r, self.world_size, *self._args) for r, o in enumerate(options)]
+        self.shards = [
+            actor.options(**o).remote(r, self.world_size, *self._args, sync_batchnorm=self.sync_batchnorm)
+            for r, o in enumerate(options)
+        ]
         self.devices = ray.get([s.device_info.remote() for s in self.shards])
         self.backend = "none"
         if self.world_size > 1:
