@@ -79,9 +79,9 @@ def _data(path: str | None) -> dict:
     return {"train_x": rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8), "train_y": rng.integers(0, 10, 10000)}
 
 
-def _table(rows: list[dict], preset: str) -> str:
+def _table(rows: list[dict], preset: str, device: str) -> str:
     lines = [
-        f"| shards ({preset} preset, CPU) | global batch | train images/s | ms per step | scoring arch/s |",
+        f"| shards ({preset} preset, {device}) | global batch | train images/s | ms per step | scoring arch/s |",
         "|---|---|---|---|---|",
     ]
     for r in rows:
