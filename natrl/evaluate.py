@@ -7,7 +7,11 @@ Rows (mean accuracy gain over the held-out inputs, in points):
 - per-input optimum: exhaustive search over every valid alpha (an oracle, possible on NB201 only);
 - policy, 1 sample (Sampling-GCN), argmax (Maximum-GCN), best of k samples (chosen by the reward table, the
   way derive chooses by validation accuracy).
-With a second table (``report``), every row is also scored there: select on one measurement, report on the other.
+Every choice (best of k, the fixed rule, the per-input optimum) is made on the reward table (``table``: the
+selection measurement). The report measurement is the official *test* accuracy when the official CSV is given,
+as ``report`` or as the reward table itself (its valid accuracy is then the selection); every row is scored on
+both (see :func:`report_measurement`). Without it, the selection rows are optimistic: chosen and reported on one
+table, and :func:`caption` says so.
 """
 
 from __future__ import annotations
@@ -37,13 +41,34 @@ def policy_actions(module, obs: dict, num_samples: int, generator: torch.Generat
     return dist.to_deterministic().loc.numpy(), samples.numpy()
 
 
-def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=None, max_inputs: int | None = None):
-    """Results dict and per-input records for the policy ``module`` on ``space``'s held-out inputs."""
-    rng = np.random.default_rng(seed)
-    held = space.heldout_cells if max_inputs is None else rng.choice(space.heldout_cells, max_inputs, replace=False)
-    betas = NB201_CELLS[np.sort(held)]
-    train_betas = NB201_CELLS[space.train_cells]
-    acc = table.accuracy
+def report_measurement(table, report=None) -> tuple[np.ndarray | None, str | None]:
+    """(accuracies, label) that results are reported on, never selected on: the official test accuracy of
+    ``report`` (else its only column) or, with the official CSV as the reward ``table``, that file's test
+    accuracy; (None, None) when there is no second measurement (the report is then the selection table)."""
+    if report is not None:
+        if report.test_accuracy is not None:
+            return report.test_accuracy, report.test_label
+        return report.accuracy, report.label
+    if getattr(table, "test_accuracy", None) is not None:
+        return table.test_accuracy, table.test_label
+    return None, None
+
+
+def caption(results: dict) -> str:
+    """Which measurement chose the picks and which one the numbers are reported on."""
+    picks = "best of k, the fixed rule (on the training inputs) and the per-input optimum"
+    sel, rep = results["selected_on"], results["reported_on"]
+    if rep:
+        return f"Selection ({picks}) on {sel}; report on {rep}."
+    return (
+        f"Selection ({picks}) and report both on {sel}: those rows are optimistic (an oracle pick); give "
+        "--report-table with the official NAS-Bench-201 CSV to report on its test accuracy."
+    )
+
+
+def policy_alphas(module, space, betas, train_betas, acc, best_of: int, seed: int) -> tuple[dict, np.ndarray]:
+    """(row name -> transformed cells [B, 6], the best fixed rule); every choice is made on ``acc`` (the
+    selection table), the fixed rule on ``train_betas``."""
     gen = torch.Generator().manual_seed(seed)
     argmax, samples = policy_actions(module, space.observe_batch(betas), best_of, gen)
     for a in (argmax, *samples):  # the mask must hold for every action we report
@@ -60,7 +85,19 @@ def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=No
         "policy (argmax)": argmax,
         f"policy (best of {best_of})": best_k,
     }
-    tables = {"reward": acc} | ({"report": report.accuracy} if report is not None else {})
+    return alphas, rule
+
+
+def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=None, max_inputs: int | None = None):
+    """Results dict and per-input records for the policy ``module`` on ``space``'s held-out inputs: chosen on
+    ``table``, reported on :func:`report_measurement` as well."""
+    rng = np.random.default_rng(seed)
+    held = space.heldout_cells if max_inputs is None else rng.choice(space.heldout_cells, max_inputs, replace=False)
+    betas = NB201_CELLS[np.sort(held)]
+    acc = table.accuracy
+    alphas, rule = policy_alphas(module, space, betas, NB201_CELLS[space.train_cells], acc, best_of, seed)
+    report_acc, report_label = report_measurement(table, report)
+    tables = {"reward": acc} | ({"report": report_acc} if report_acc is not None else {})
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     for name, a in alphas.items():
         rows[name] = {
@@ -83,25 +120,42 @@ def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=No
     ]
     results = {
         "num_inputs": int(len(betas)),
+        "selected_on": getattr(table, "label", "the reward table"),
+        "reported_on": report_label,
         "rows": {k: rows[k] for k in order},
         "best_fixed_rule": {space.ops[i]: space.ops[j] for i, j in enumerate(rule)},
         "optimum_fraction": {
             t: rows["policy (1 sample)"][t]["mean"] / rows["per-input optimum"][t]["mean"] for t in tables
         },
     }
+    return results, nb201_records(space, betas, alphas, tables, best_of)
+
+
+def nb201_records(space, betas, alphas: dict, tables: dict, best_of: int) -> list[dict]:
+    """derived.json: each held-out input and the policy's and the optimum's cells, with their accuracy on the
+    selection table (``acc``) and, where there is one, on the report measurement (``report_acc``)."""
+
+    def accs(cell, prefix: str = "") -> dict:
+        i = nb201_index(cell)
+        return {f"{prefix}{'acc' if t == 'reward' else 'report_acc'}": float(tab[i]) for t, tab in tables.items()}
+
     records = []
     for b in range(len(betas)):
-        rec = {"input": to_arch_str(space.genotype(betas[b]).normal), "input_acc": float(acc[nb201_index(betas[b])])}
+        rec = {"input": to_arch_str(space.genotype(betas[b]).normal), **accs(betas[b], "input_")}
         for name in ("policy (1 sample)", "policy (argmax)", f"policy (best of {best_of})", "per-input optimum"):
-            a = alphas[name][b : b + 1]
-            rec[name] = {"arch_str": to_arch_str(space.genotype(a[0]).normal), "acc": float(acc[nb201_index(a[0])])}
+            a = alphas[name][b]
+            rec[name] = {"arch_str": to_arch_str(space.genotype(a).normal), **accs(a)}
         records.append(rec)
-    return results, records
+    return records
 
 
 def markdown_table(results: dict) -> str:
     tables = list(next(iter(results["rows"].values())))
-    head = "| method | " + " | ".join(f"gain on {t} table (mean ± std)" for t in tables) + " |"
+    names = {  # results written before the selection / report labels name the tables by role only
+        "reward": f"selection: {results.get('selected_on', 'reward table')}",
+        "report": f"report: {results.get('reported_on') or 'report table'}",
+    }
+    head = "| method | " + " | ".join(f"gain, {names[t]} (mean ± std)" for t in tables) + " |"
     lines = [head, "|---|" + "---|" * len(tables)]
     for name, row in results["rows"].items():
         cells = [

@@ -132,27 +132,38 @@ def result_kind(results: dict) -> str:
     return "unknown"
 
 
+NB201_ROWS = {  # metric suffix -> row of an NB201 results.json
+    "sample": "policy (1 sample)",
+    "argmax": "policy (argmax)",
+    "optimum": "per-input optimum",
+    "random": "random valid",
+    "fixed_rule": "best fixed per-op rule",
+}
+
+
+def measurements(res: dict) -> tuple[str, str | None]:
+    """(selected on, reported on) of an NB201 results.json; results written before these were recorded chose
+    on the reward table and, with a second table, reported its valid accuracy."""
+    rows = res.get("rows", {})
+    has_report = isinstance(rows.get("policy (1 sample)"), dict) and "report" in rows["policy (1 sample)"]
+    selected = res.get("selected_on") or str(res.get("reward_table") or "the reward table")
+    reported = res.get("reported_on") if "reported_on" in res else None
+    if has_report and not reported:
+        reported = f"{res.get('report_table') or 'report table'} valid-accuracy"
+    return str(selected), (str(reported) if has_report else None)
+
+
 def _nb201_metrics(res: dict, where: str) -> dict:
+    """``gain_*``: the honest numbers, on the report measurement where there is one (else on the selection
+    table, optimistic for the picks); ``select_gain_*``: on the selection (reward) table."""
     rows = value_at(res, ["rows"], where, dict)
     best = next((k for k in rows if k.startswith("policy (best of")), None)
     if best is None:
         raise NatrlError(f"{where} has no 'policy (best of k)' row; {FIX}")
-    names = {
-        "sample": "policy (1 sample)",
-        "argmax": "policy (argmax)",
-        "best_of": best,
-        "optimum": "per-input optimum",
-        "random": "random valid",
-        "fixed_rule": "best fixed per-op rule",
-    }
-    out = {f"gain_{k}": value_at(rows, [row, "reward", "mean"], where) for k, row in names.items()}
-    if isinstance(rows.get("policy (1 sample)"), dict) and "report" in rows["policy (1 sample)"]:
-        out.update(
-            {
-                f"report_gain_{k}": value_at(rows, [names[k], "report", "mean"], where)
-                for k in ("sample", "argmax", "best_of")
-            }
-        )
+    names = {**NB201_ROWS, "best_of": best}
+    shown = "report" if measurements(res)[1] else "reward"
+    out = {f"gain_{k}": value_at(rows, [row, shown, "mean"], where) for k, row in names.items()}
+    out.update({f"select_gain_{k}": value_at(rows, [row, "reward", "mean"], where) for k, row in names.items()})
     return out
 
 
@@ -213,6 +224,8 @@ def load_run(run: Path) -> dict:
         "reward_evaluations": _optional_number(res, "reward_evaluations", where),
     }
     row.update(headline_metrics(kind, res, str(where)))
+    if kind == "nb201":
+        row["selected_on"], row["reported_on"] = measurements(res)
     if kind == "scratch":
         row.update(scratch_labels(res, str(where)))
     return row
@@ -264,7 +277,8 @@ def load_runs(paths) -> pd.DataFrame:
 
 def read_derived(run: str | Path, kind: str) -> list[dict]:
     """derived.json of an NB201 or supernet run, one checked record per input:
-    nb201 -> {input, input_acc, arch_str, acc} (the best-of-k derived cell); supernet -> {input, derived,
+    nb201 -> {input, input_acc, arch_str, acc} (the best-of-k derived cell; with a report measurement also
+    input_report_acc, report_acc); supernet -> {input, derived,
     acc_input, acc_derived, params_M: (input, derived), madds_M: (input, derived)}."""
     path = Path(run) / "derived.json"
     records = read_json(path)
@@ -283,12 +297,16 @@ def _nb201_record(r: dict, where: str) -> dict:
     best = next((k for k in r if k.startswith("policy (best of")), None)
     if best is None:
         raise NatrlError(f"{where} has no 'policy (best of k)' entry; {FIX}")
-    return {
+    out = {
         "input": value_at(r, ["input"], where, str),
         "input_acc": value_at(r, ["input_acc"], where),
         "arch_str": value_at(r, [best, "arch_str"], where, str),
         "acc": value_at(r, [best, "acc"], where),
     }
+    if "input_report_acc" in r:  # the report measurement of the same cells (the official test accuracy)
+        out["input_report_acc"] = value_at(r, ["input_report_acc"], where)
+        out["report_acc"] = value_at(r, [best, "report_acc"], where)
+    return out
 
 
 def _supernet_record(r: dict, where: str) -> dict:
@@ -322,7 +340,9 @@ def require_fields(frame: pd.DataFrame, fields, what: str) -> pd.DataFrame:
     return frame
 
 
-def check_uniform(frame: pd.DataFrame, fields=("iters", "holdout_frac", "reward", "table")) -> pd.DataFrame:
+def check_uniform(
+    frame: pd.DataFrame, fields=("iters", "holdout_frac", "reward", "table", "reported_on")
+) -> pd.DataFrame:
     """Refuse to average runs made with different budgets or reward tables into one cell."""
     for f in fields:
         if f in frame and frame[f].astype(str).nunique() > 1:
@@ -362,11 +382,28 @@ def summarise(frame: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.Data
     return pd.DataFrame(out)
 
 
+def measurement_note(frame: pd.DataFrame) -> str:
+    """For NB201 runs: the measurement every pick was chosen on and the one the numbers are reported on."""
+    if "selected_on" not in frame or frame["selected_on"].isna().all():
+        return ""
+    selected = ", ".join(sorted(set(frame["selected_on"].dropna())))
+    reported = sorted(set(frame["reported_on"].dropna())) if "reported_on" in frame else []
+    if reported:
+        return f" Selection (best of k, fixed rule, optimum) on {selected}; report on {', '.join(reported)}."
+    return (
+        f" Selection (best of k, fixed rule, optimum) and report both on {selected}: best-of-k numbers are "
+        "optimistic (chosen and reported on one table)."
+    )
+
+
 def provenance(frame: pd.DataFrame) -> str:
-    """A sentence saying where the numbers of ``frame`` come from."""
+    """Sentences saying where the numbers of ``frame`` come from and what chose and what reports them."""
     sources = sorted(set(frame["source"]))
     seeds = sorted({int(s) for s in frame["seed"]})
-    return f"Source: {'; '.join(sources)}; seeds {', '.join(map(str, seeds))}; {len(frame)} runs (run ids in the CSV)."
+    return (
+        f"Source: {'; '.join(sources)}; seeds {', '.join(map(str, seeds))}; {len(frame)} runs (run ids in the CSV)."
+        + measurement_note(frame)
+    )
 
 
 def _latex_escape(s: str) -> str:

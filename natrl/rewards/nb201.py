@@ -108,9 +108,21 @@ def read_anb(path) -> np.ndarray:
     return acc
 
 
-def read_official_csv(path) -> np.ndarray:
-    """The official NAS-Bench-201 CSV (``arch_str``, ``valid-accuracy``), e.g. shared/data: an independent
-    second measurement of the same cells, for reporting only."""
+VALID, TEST = "valid-accuracy", "test-accuracy"  # the official CSV's two measurements of every cell
+
+
+def csv_columns(path) -> list[str]:
+    """The header of a CSV (plain or .gz); [] for an empty file."""
+    import csv
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as f:
+        return next(csv.reader(f), [])
+
+
+def read_official_csv(path, column: str = VALID) -> np.ndarray:
+    """One accuracy column (``valid-accuracy`` or ``test-accuracy``) of the official NAS-Bench-201 CSV
+    (``arch_str`` and that column), e.g. shared/data: an independent measurement of the same cells."""
     import csv
 
     from natrl.cells import from_arch_str
@@ -121,16 +133,14 @@ def read_official_csv(path) -> np.ndarray:
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(path, "rt") as f:
             for row in csv.DictReader(f):
-                acc[index_of(from_arch_str(row["arch_str"]).normal.ops)] = float(row["valid-accuracy"])
+                acc[index_of(from_arch_str(row["arch_str"]).normal.ops)] = float(row[column])
     except FileNotFoundError:
         raise NatrlError(
             f"NAS-Bench-201 CSV {path} does not exist; pass the path to nb201_cifar10_valid_avg.csv.gz"
         ) from None
     except (KeyError, OSError, ValueError, TypeError, EOFError, csv.Error) as e:  # NatrlError is a ValueError
         reason = " ".join(str(e).split())[:160]
-        raise NatrlError(
-            f"{path} is not an NAS-Bench-201 CSV with arch_str and valid-accuracy columns ({reason})"
-        ) from None
+        raise NatrlError(f"{path} is not an NAS-Bench-201 CSV with arch_str and {column} columns ({reason})") from None
     return acc
 
 
@@ -150,11 +160,21 @@ def check_complete(acc: np.ndarray, path: str) -> np.ndarray:
 def _load_cached(path: str) -> NB201Table:
     # Every sub-env of a vector env asks for the table: read it once per process, share it read-only.
     if path.endswith((".csv", ".csv.gz")):
-        table = NB201Table(check_complete(read_official_csv(path), path), name=Path(path).name)
+        table = _official_table(path)
     else:
         table = NB201Table(check_complete(read_anb(path), path))
-    table.accuracy.flags.writeable = False
+    for acc in (table.accuracy, table.test_accuracy):
+        if acc is not None:
+            acc.flags.writeable = False
     return table
+
+
+def _official_table(path: str) -> NB201Table:
+    """The official CSV: its valid accuracy is what the table scores (the reward, or a selection), its test
+    accuracy (when the file has that column) is kept apart for reporting only."""
+    valid = check_complete(read_official_csv(path, VALID), path)
+    test = check_complete(read_official_csv(path, TEST), path) if TEST in csv_columns(path) else None
+    return NB201Table(valid, name=Path(path).name, measure=VALID, test_accuracy=test)
 
 
 class NB201Table:
@@ -162,9 +182,27 @@ class NB201Table:
 
     space = "nb201"
 
-    def __init__(self, accuracy: np.ndarray, name: str = "analog-nasbench"):
-        self.accuracy = accuracy
-        self.name = name
+    def __init__(
+        self,
+        accuracy: np.ndarray,
+        name: str = "analog-nasbench",
+        measure: str = "baseline_accuracy",
+        test_accuracy: np.ndarray | None = None,
+    ):
+        self.accuracy = accuracy  # what score() returns: the reward, and every selection made on this table
+        self.name, self.measure = name, measure
+        self.test_accuracy = test_accuracy  # the official test accuracy: reported, never selected on
+
+    @property
+    def label(self) -> str:
+        """What ``accuracy`` measures, for table captions."""
+        return (
+            "analog-nasbench" if self.measure == "baseline_accuracy" else f"official NB201 {self.measure} ({self.name})"
+        )
+
+    @property
+    def test_label(self) -> str | None:
+        return None if self.test_accuracy is None else f"official NB201 {TEST} ({self.name})"
 
     @classmethod
     def load(cls, path=None) -> NB201Table:

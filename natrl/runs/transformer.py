@@ -552,7 +552,7 @@ class TransformerRun:
             )
             results.update(common, train_seconds=round(time.time() - self.started, 1))
             return results, records, f"# {name}\n\n{supernet_markdown(results)}\n"
-        from natrl.evaluate import evaluate_nb201, markdown_table
+        from natrl.evaluate import caption, evaluate_nb201, markdown_table
 
         print("evaluating on held-out inputs ...", flush=True)
         table, report = self.inputs.table, self.inputs.report
@@ -563,11 +563,12 @@ class TransformerRun:
             report_table=report.name if report else None,
             train_seconds=round(time.time() - self.started, 1),
         )
+        fractions = ", ".join(f"{v:.0%} ({t})" for t, v in results["optimum_fraction"].items())
         md = (
-            f"# {name}\n\n{cfg.rule} on {cfg.space}, policy {cfg.policy}, seed {cfg.seed}, {cfg.iters} updates "
-            f"of m={cfg.m} x n={cfg.n}, lambda={cfg.lam}. Mean accuracy gain (points) over {results['num_inputs']} "
-            f"held-out inputs; reward table: {table.name}.\n\n{markdown_table(results)}\n\n"
-            f"Single-sample policy / per-input optimum: {results['optimum_fraction']['reward']:.0%}.\n"
+            f"# {name}\n\n{cfg.rule} on {cfg.space}, policy {cfg.policy}, preset {cfg.preset}, seed {cfg.seed}, "
+            f"{cfg.iters} updates of m={cfg.m} x n={cfg.n}, lambda={cfg.lam}. Mean accuracy gain (points) over "
+            f"{results['num_inputs']} held-out inputs; reward table: {table.label}. {caption(results)}\n\n"
+            f"{markdown_table(results)}\n\nSingle-sample policy / per-input optimum: {fractions}.\n"
         )
         return results, records, md
 
