@@ -38,6 +38,26 @@ def bench_train(shards, space, steps: int, batch: int) -> dict:
     return {"images_per_s": stats["images"] / wall, "step_ms": 1000 * wall / stats["steps"], "global_batch": batch}
 
 
+def batchnorm_layers_per_forward(space, preset: str, samples: int = 20) -> list[int]:
+    """BatchNorm layers one supernet forward runs, for sampled inputs: each is one all-reduce forward and one
+    backward when the shards train with global BatchNorm statistics."""
+    import torch
+
+    from natrl.nets.supernet import ShardBatchNorm2d, Supernet
+
+    net, calls = Supernet(space.ops, preset), [0]
+    for m in net.modules():
+        if isinstance(m, ShardBatchNorm2d):
+            m.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    rng, counts = np.random.default_rng(0), []
+    with torch.no_grad():
+        for _ in range(samples):
+            calls[0] = 0
+            net(torch.zeros(2, 3, 32, 32), space.sample_input(rng))
+            counts.append(calls[0])
+    return counts
+
+
 def bench_score(shards, space, genotypes: int, repeats: int = 2) -> float:
     rng = np.random.default_rng(1)
     gs = [space.sample_input(rng) for _ in range(genotypes)]
@@ -108,6 +128,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=Path("."))
     args = p.parse_args(argv)
     space = make_space("darts")
+    bn = batchnorm_layers_per_forward(space, args.preset)
     n = max(2, args.num_gpus)  # shards in the multi-shard rows
     ray.init(
         num_cpus=n,
@@ -133,10 +154,12 @@ def main(argv=None):
         "preset": args.preset,
         "steps": args.steps,
         "rows": rows,
+        "batchnorm_layers_per_forward": bn,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_shards.json").write_text(json.dumps(res, indent=1) + "\n")
     print(_table(rows, args.preset, "GPU" if args.num_gpus else "CPU"))
+    print(f"BatchNorm layers per forward (20 sampled inputs): min {min(bn)}, mean {np.mean(bn):.1f}, max {max(bn)}")
     print(f"load average (1, 5, 15 min) after the run: {res['load_avg_after']}")
 
 
