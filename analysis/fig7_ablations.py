@@ -8,6 +8,9 @@ Writes fig7_gcn_layers.{md,tex,csv}, fig7_lam.{md,tex,csv} and fig7.png into --o
 std over seeds of the gain of the transformed cells over their inputs (points; 1 sample of the policy per input,
 and the best of k samples), and prints the tables. A missing ablation is skipped with a note.
 Expected shape in the papers: a 2-layer GCN and lambda = 3e-2 are best, lambda = 3 is near random.
+NB201 numbers: every pick (best of k, fixed rule, optimum) is chosen on the reward table; the table reports
+the official test accuracy when the runs had --report-table (the official CSV), else the reward table itself,
+and its caption names both measurements (then: "optimistic").
 Files already in --out are refused unless --force; bad or missing run directories exit 2 with one line.
 """
 

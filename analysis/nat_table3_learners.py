@@ -9,6 +9,9 @@ gain (points) of the transformed cells over their inputs. Random Search = a unif
 (the untrained ``random`` policy); LSTM = one sample of the LSTM policy; Maximum-GCN = the GCN policy's argmax;
 Sampling-GCN = one sample of the GCN policy, and the best of k samples chosen by the reward (the papers'
 derive). The paper's order: Sampling-GCN > Maximum-GCN, LSTM > Random Search.
+NB201 numbers: every pick (best of k, fixed rule, optimum) is chosen on the reward table; the table reports
+the official test accuracy when the runs had --report-table (the official CSV), else the reward table itself,
+and its caption names both measurements (then: "optimistic").
 Files already in --out are refused unless --force; bad or missing run directories exit 2 with one line.
 """
 

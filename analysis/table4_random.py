@@ -6,8 +6,11 @@ Run:
 
 Uses the GCN-policy runs found (NB201 tabular or supernet; a sweep contributes its `policy` ablation, a plain
 run directory itself). NB201: the same --inputs held-out inputs (drawn with --seed from the held-out split every
-run shares) and the cells each policy derives from them (best of k samples by the reward table), with the
-table's accuracy and the NAS-Bench-201 network's params and MAdds, pooled over the seeds of each rule.
+run shares) and the cells each policy derives from them (best of k samples by the reward table), with their
+accuracy (see below) and the NAS-Bench-201 network's params and MAdds, pooled over the seeds of each rule.
+NB201 numbers: every pick (best of k, fixed rule, optimum) is chosen on the reward table; the table reports
+the official test accuracy when the runs had --report-table (the official CSV), else the reward table itself,
+and its caption names both measurements (then: "optimistic").
 Supernet runs: their own random inputs, supernet proxy accuracy, CIFAR-10 DARTS-network costs.
 Writes table4.{md,tex,csv} (mean ± std), fig6_points.csv and fig6.png (accuracy vs params of every input and
 its transforms) into --out (created if missing). Files already there are refused unless --force; bad or

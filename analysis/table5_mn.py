@@ -8,6 +8,9 @@ Writes table5.{md,tex,csv} into --out (created if missing) and prints the table:
 n = 1 and n in {1, 5, 10, 30} with m = 1, the mean ± std over seeds of the gain (points, 1 sample per input) and
 the search cost (seconds of policy training, and reward evaluations = updates x m x n). The papers see little
 gain from larger m and n at a cost that grows linearly; every setting gets the same number of updates.
+NB201 numbers: every pick (best of k, fixed rule, optimum) is chosen on the reward table; the table reports
+the official test accuracy when the runs had --report-table (the official CSV), else the reward table itself,
+and its caption names both measurements (then: "optimistic").
 Files already in --out are refused unless --force; bad or missing run directories exit 2 with one line.
 """
 

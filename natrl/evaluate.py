@@ -56,13 +56,13 @@ def report_measurement(table, report=None) -> tuple[np.ndarray | None, str | Non
 
 def caption(results: dict) -> str:
     """Which measurement chose the picks and which one the numbers are reported on."""
-    picks = "best of k, the fixed rule (on the training inputs) and the per-input optimum"
+    picks = "best of k, the fixed rule chosen on the training inputs, the per-input optimum"
     sel, rep = results["selected_on"], results["reported_on"]
     if rep:
-        return f"Selection ({picks}) on {sel}; report on {rep}."
+        return f"Selection: every pick ({picks}) is chosen on {sel}. Report: {rep}."
     return (
-        f"Selection ({picks}) and report both on {sel}: those rows are optimistic (an oracle pick); give "
-        "--report-table with the official NAS-Bench-201 CSV to report on its test accuracy."
+        f"Selection and report: both on {sel}, so the picked rows ({picks}) are optimistic (an oracle pick); "
+        "give --report-table with the official NAS-Bench-201 CSV to report on its test accuracy."
     )
 
 

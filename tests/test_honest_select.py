@@ -99,7 +99,7 @@ def test_report_table_gives_its_test_accuracy_and_no_report_is_optimistic(tables
     )
     alone, _ = evaluate_nb201(module, space, reward, seed=SEED, best_of=K, max_inputs=INPUTS)
     assert alone["reported_on"] is None and "optimistic" in caption(alone)
-    assert "report on official NB201 test-accuracy" in caption(results)
+    assert "Report: official NB201 test-accuracy" in caption(results)
 
 
 def _run_dir(root: Path, name: str, results: dict, records: list, seed: int) -> Path:
