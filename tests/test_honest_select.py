@@ -140,3 +140,19 @@ def test_tables_show_the_honest_pick_and_name_both_measurements(tables, tmp_path
         rec = next(r for r in records if r["input"] == p["input"])
         assert p["acc"] == pytest.approx(rec[f"policy (best of {K})"]["report_acc"])
         assert p["acc"] != pytest.approx(rec[f"policy (best of {K})"]["acc"])
+
+
+@pytest.mark.slow  # reads a 15,625-row CSV
+def test_a_csv_without_test_accuracy_reports_its_valid_column(tables, tmp_path):
+    from natrl.evaluate import report_measurement
+
+    valid, _, path = tables
+    only_valid = tmp_path / "valid_only.csv"
+    with gzip.open(path, "rt") as f, open(only_valid, "w") as g:
+        for line in f:
+            g.write(",".join(line.split(",")[:2]) + "\n")
+    table = NB201Table.load(only_valid)
+    assert table.test_accuracy is None and table.accuracy == pytest.approx(valid)
+    acc, label = report_measurement(NB201Table(valid.copy()), report=table)
+    assert acc is table.accuracy and label == "official NB201 valid-accuracy (valid_only.csv)"
+    assert report_measurement(table) == (None, None)  # the reward table itself: nothing independent to report on
