@@ -140,3 +140,28 @@ def test_table1_puts_network_runs_below_their_quoted_rows(tmp_path):
     assert lines[ours - 1].startswith("| ResNet20 | / | quoted (NAT++ Table 1) | 0.3 | 41 | 91.37")
     assert "the ResNet20 network, 9 blocks, 200 epochs" in lines[ours] and "| 0.27 | 41 |" in lines[ours]
     assert "hand-crafted recipe, no cutout" in md
+
+
+def test_node0_enters_through_a_bn_only_where_a_cell_uses_it():
+    """Originals never read c_{k-2} (exact costs); NAT's skips from it go through a BN so they do not compound."""
+    net = handcrafted.network("ResNet20")
+    original, nat = net.build(width_mult=0.25), net.build(zoo.get("NATv2_ResBlock"), width_mult=0.25)
+    assert all(isinstance(c.pre0, torch.nn.Identity) for c in original.cells)
+    assert all(isinstance(c.pre0, torch.nn.BatchNorm2d) for c in nat.cells)
+    with torch.no_grad():
+        assert nat(torch.randn(8, 3, 32, 32))[0].std() < 10  # 79 without the BN (docs/handcrafted.md)
+
+
+def test_fig5_handcrafted_bad_input_is_one_line(tmp_path):
+    from natrl.config import parse_config
+    from natrl.tables.cells import Fig5Config, fig5
+
+    def error(*argv):
+        with pytest.raises(NatrlError) as e:
+            fig5(*parse_config(Fig5Config, [str(a) for a in argv]))
+        assert "\n" not in str(e.value)
+        return str(e.value)
+
+    assert "takes two run directories" in error("--handcrafted", tmp_path, "--out", tmp_path / "o")
+    assert "is not a directory" in error("--handcrafted", tmp_path / "nope", tmp_path, "--out", tmp_path / "o")
+    assert "give one of --rows" in error("--handcrafted", "a", "b", "--rows", "VGG", "--out", tmp_path / "o")

@@ -173,11 +173,15 @@ class BlockCell(nn.Module):
             groups = shape.get("groups", 1) if not (shape.get("first") and src == 1) else 1
             ops.append(edge_op(op, widths[src][0], widths[dst][0], scale[dst] // scale[src], family, groups))
         self._ops = nn.ModuleList(ops)
+        # c_{k-2} enters through a BN when an edge uses it (DARTS' preprocess0 without its 1x1 conv: 2C params, no
+        # MAdds): unnormalised skips from two blocks back would compound into y_k = y_{k-1} + y_{k-2} + ...
+        uses_node0 = any(src == 0 and OP_INFO[op].type != "null" for op, src, _ in cell.edges)
+        self.pre0 = nn.BatchNorm2d(c_prev_prev) if uses_node0 else nn.Identity()
         self.num_nodes, self.concat = cell.num_nodes, list(cell.concat)
         self.c_out = sum(widths[i][0] for i in self.concat)
 
     def forward(self, s0, s1):
-        states: list = [s0, s1] + [None] * (self.num_nodes - 2)
+        states: list = [self.pre0(s0), s1] + [None] * (self.num_nodes - 2)
         for (src, dst), op in zip(self.edges, self._ops):
             h = op(states[src])
             states[dst] = h if states[dst] is None else states[dst] + h
