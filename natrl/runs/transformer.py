@@ -81,7 +81,7 @@ RECIPE_NOTES = {
     "lr": ("released code (papers silent)", "1,500 updates instead of 93,800: a larger step (not tuned)"),
     "baseline": ("released code (Eqn. 5 has none)", "leave-one-out over an input's n samples, per input"),
     "baseline_decay": ("released code", "-"),
-    "gcn_layers": ("NAT++ 6.2", "-"),
+    "gcn_layers": ("NAT Eqn. (3), NAT++ 6.2", "-"),
     "hidden": ("released code (papers silent)", "our Kipf GCN with a per-edge head; cheaper on CPU (not tuned)"),
     "supernet_size": ("NAT 4.1 (8 cells), NAT++ 5.1 (8 cells, C = 20)", "C = 8, 5 cells: CPU minutes per epoch"),
     "supernet_batch": ("released code", "-"),
