@@ -50,3 +50,32 @@ def load_script(name):
     sys.modules[name] = mod  # dataclasses look their module up here
     spec.loader.exec_module(mod)
     return mod
+
+
+# The fast tier (`pytest -m "not slow"`, under a minute) holds unit tests only. Besides the tests marked slow in
+# their files, these are slow: every test that starts Ray (it uses the ray_session fixture, directly or through
+# another fixture), every bad-input case that needs the real run of test_bad_input.py, and the tests listed in
+# SLOW_TESTS (network builds and training steps measured at over ~0.5 s each on 2 cores).
+SLOW_FIXTURES = {"ray_session"}
+SLOW_TESTS = (
+    "tests/test_costs.py::test_forward_backward_small",
+    "tests/test_costs.py::test_cost_matches_paper",
+    "tests/test_costs.py::test_aux_head_not_counted",
+    "tests/test_costs.py::test_null_edges_cost_nothing",
+    "tests/test_itnas.py::test_gradients_reach_alpha_P_and_beta",
+    "tests/test_itnas.py::test_gumbel_annealing_schedule",
+    "tests/test_itnas.py::test_resume_refuses_other_flags",
+    "tests/test_analysis.py::test_refused_and_forced_on_the_command_line",
+    "tests/test_handcrafted.py::test_forward_backward_at_small_width",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        argv = getattr(item, "callspec", None) and item.callspec.params.get("argv") or []
+        if (
+            SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or item.nodeid.startswith(SLOW_TESTS)
+            or "{run" in " ".join(map(str, argv))
+        ):
+            item.add_marker(pytest.mark.slow)
