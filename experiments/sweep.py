@@ -21,7 +21,8 @@ status.json. The analysis/ scripts read it. Expected (NB201, 2 cores): a trial t
 --resume rebuilds the grid from the sweep's config.json: finished trials are reported from their results.json,
 the others run in a fresh Tuner and continue from their run's plain-tensor checkpoint. Tune's own state files
 (tuner.pkl, experiment_state-*.json, params.pkl) and RLlib's pickles are never read. On a multi-node cluster
-(--address / RAY_ADDRESS) give --out a folder every node mounts at the same path: trials write their runs there.
+(--address / RAY_ADDRESS) give --out a folder every node mounts at the same path, or --storage s3://BUCKET/PATH
+(any pyarrow.fs URI): Tune's state, the trial logs and each trial's run directory (tune/<trial>/run) go there.
 """
 
 from natrl import cli

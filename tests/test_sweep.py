@@ -140,3 +140,26 @@ def test_supernet_shards_use_the_tune_trials_reservation(ray_session, tmp_path):
     )
     (result,) = list(tuner.fit())
     assert result.error is None and result.metrics["own_group"] is False and result.metrics["device"] == "cpu"
+
+
+@pytest.mark.slow
+def test_sweep_on_a_storage_uri_keeps_runs_in_their_trial_dirs_there(ray_session, tmp_path):
+    """--storage file://...: Tune's state, the trial logs and each trial's run directory live in the storage
+    (the run inside its trial directory); a resume reads finished trials from there, not from the local copy."""
+    store = tmp_path / "store"
+    grid = {"ablations": ["lam"], "values": ["0.03"], "rules": ["natpp"], "seeds": 1, "iters": 2, "m": 2, "n": 1}
+    out = sweep.sweep(sweep.SweepConfig(**grid, storage=f"file://{store}", out=str(tmp_path / "sweep")))
+    trial = store / "tune" / "natpp-lam0.03-s0"
+    assert (trial / "run" / "results.json").is_file() and (trial / "run" / "checkpoint").is_dir()
+    assert (trial / "result.json").is_file()  # Tune's trial log, beside the run
+    assert not (out / "tune" / "natpp-lam0.03-s0" / "run").exists()  # nothing written to the sweep dir's copy
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert [(r["trial"], r["status"]) for r in rows] == [("natpp-lam0.03-s0", "done")]
+    sweep.sweep(sweep.SweepConfig(resume=str(out)), given={"resume"})
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert rows[0]["status"] == "done" and rows[0]["run_dir"].startswith("file://")
+
+
+def test_storage_must_be_a_uri(script, tmp_path):
+    r = script("experiments/sweep.py", "--storage", str(tmp_path), "--out", tmp_path / "s")
+    assert r.returncode == 2 and "is not a URI" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ run checkpoints. Results are read back through Tune's ``ResultGrid``.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -72,6 +73,12 @@ class SweepConfig(RunConfig):
         "fifo", "Tune trial scheduler: fifo (every trial to the end) or asha (stops trials whose reward_mean lags)"
     )
     address: str | None = knob(None, "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    storage: str | None = knob(
+        None,
+        "shared storage URI for Tune's state, the trial logs and each trial's run directory (s3://, gs://, "
+        "file://; default: inside the sweep directory)",
+        metavar="URI",
+    )
     out: str | None = knob(None, "sweep directory (default sweeps/sweep-<reward>-<time>)", metavar="DIR")
     resume: str | None = knob(None, "sweep directory to continue", metavar="DIR")
 
@@ -84,6 +91,11 @@ class SweepConfig(RunConfig):
             raise NatrlError("--reward supernet needs CIFAR-10: --data DIR_OR_TARBALL")
         if len(self.values) > 1000:
             raise NatrlError(f"--values: {len(self.values)} grid points; give at most 1000")
+        if self.storage is not None and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", self.storage):
+            raise NatrlError(
+                f"--storage {self.storage!r} is not a URI (s3://BUCKET/PATH, gs://..., file:///PATH); "
+                "for a folder every node mounts, give it as --out instead"
+            )
 
 
 def grid_points(ablation: str, values: list[str]) -> list[dict]:
@@ -144,21 +156,26 @@ def trial_resources(cfg: SweepConfig):
 
 def metrics_of(run_dir: Path) -> dict:
     """The headline numbers of a finished trial (natrl.results reads the same ones for the tables)."""
+    return metrics_from(json.loads((run_dir / "results.json").read_text()), str(run_dir))
+
+
+def metrics_from(res: dict, run_dir: str) -> dict:
     from natrl.results import headline_metrics, result_kind
 
-    res = json.loads((run_dir / "results.json").read_text())
     return {
-        "run_dir": str(run_dir),
+        "run_dir": run_dir,
         "search_seconds": res.get("search_seconds"),
         **headline_metrics(result_kind(res), res),
     }
 
 
 class TuneReporter:
-    """Sends each progress row to Tune, and each run checkpoint as a Tune checkpoint."""
+    """Sends each progress row to Tune, and each run checkpoint as a Tune checkpoint; ``upload`` (storage URI
+    sweeps) copies the run directory to the storage after each checkpoint."""
 
-    def __init__(self):
+    def __init__(self, upload=None):
         self.last: dict = {}
+        self.upload = upload
 
     def __call__(self, row: dict, checkpoint: Path | None):
         from ray import tune
@@ -168,29 +185,74 @@ class TuneReporter:
         if checkpoint is None:
             tune.report(dict(self.last))
             return
+        if self.upload is not None:
+            self.upload()
         with tempfile.TemporaryDirectory() as d:
             shutil.copy2(checkpoint, Path(d) / checkpoint.name)
             tune.report(dict(self.last), checkpoint=tune.Checkpoint.from_directory(d))
 
 
+# ---- a sweep on a storage URI: run directories are worked on locally and kept in the storage -----------------
+
+
+def run_store(storage: str, trial: dict) -> str:
+    """The trial's run directory in the storage: inside its Tune trial directory there."""
+    return f"{storage.rstrip('/')}/tune/{trial['name']}/run"
+
+
+def store_file(uri: str, name: str) -> bytes | None:
+    """The bytes of ``uri/name``, or None when it is not there."""
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(f"{uri}/{name}")
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
+def copy_tree(src: str, dst: str):
+    """Copy a folder between a local path and a storage URI (pyarrow.fs), file by file."""
+    import pyarrow.fs as pafs
+
+    pafs.copy_files(src, dst)
+
+
+def local_run_dir(config: dict) -> Path:
+    """Where the trial's run directory is worked on: the sweep directory, or with a storage URI this node's
+    copy of the trial directory (fetched from the storage when the run exists there)."""
+    from ray import tune
+
+    trial, storage = config["trial"], config.get("storage")
+    if not storage:  # the trial's folder in the sweep directory (Tune's own trial dir may be a staging copy)
+        return Path(config["sweep_dir"]) / "tune" / trial["name"] / "run"
+    out = Path(tune.get_context().get_trial_dir()) / "run"
+    store = run_store(storage, trial)
+    if not out.exists() and store_file(store, "config.json") is not None:
+        copy_tree(store, str(out))
+    return out
+
+
 def run_trial(config: dict):
     """Tune trainable: one transformer run in ``<trial dir>/run``. A finished run (the sweep was killed before
     Tune recorded it) is reported as it is; a run with a checkpoint resumes from it; a run that died before its
-    first checkpoint starts over."""
+    first checkpoint starts over. With a storage URI the run directory is copied there after each checkpoint
+    and at the end."""
     from ray import tune
 
     from natrl.runs.transformer import TrainConfig, train
 
-    trial = config["trial"]
-    # the trial's folder in the sweep's storage (Tune's own trial dir may be a local staging copy)
-    out = Path(config["sweep_dir"]) / "tune" / trial["name"] / "run"
+    trial, out = config["trial"], local_run_dir(config)
+    upload = (lambda: copy_tree(str(out), run_store(config["storage"], trial))) if config.get("storage") else None
     if not (out / "results.json").exists():
         if (out / "checkpoint.pt").exists():
-            train(TrainConfig(resume=str(out)), given={"resume"}, report=TuneReporter())
+            train(TrainConfig(resume=str(out)), given={"resume"}, report=TuneReporter(upload))
         else:
             shutil.rmtree(out, ignore_errors=True)
             cfg = TrainConfig(**{**config["base"], **trial["overrides"], "tag": trial["ablation"], "out": str(out)})
-            train(cfg, report=TuneReporter())
+            train(cfg, report=TuneReporter(upload))
+        if upload is not None:
+            upload()
     tune.report(metrics_of(out))
 
 
@@ -215,13 +277,17 @@ def run_dir_of(sweep_dir: Path, trial: dict) -> Path:
     return sweep_dir / "tune" / trial["name"] / "run"
 
 
-def finished_rows(sweep_dir: Path, trials: list[dict]) -> list[dict]:
-    """Rows of the trials whose run wrote results.json (plain JSON), read without Tune."""
-    return [
-        trial_row(t, metrics_of(run_dir_of(sweep_dir, t)), False)
-        for t in trials
-        if (run_dir_of(sweep_dir, t) / "results.json").is_file()
-    ]
+def finished_rows(cfg: SweepConfig, sweep_dir: Path, trials: list[dict]) -> list[dict]:
+    """Rows of the trials whose run wrote results.json (plain JSON, in the sweep directory or the storage)."""
+    rows = []
+    for t in trials:
+        if cfg.storage:
+            text = store_file(run_store(cfg.storage, t), "results.json")
+            if text is not None:
+                rows.append(trial_row(t, metrics_from(json.loads(text), run_store(cfg.storage, t)), False))
+        elif (run_dir_of(sweep_dir, t) / "results.json").is_file():
+            rows.append(trial_row(t, metrics_of(run_dir_of(sweep_dir, t)), False))
+    return rows
 
 
 def write_trials_csv(sweep_dir: Path, rows: list[dict]) -> Path:
@@ -264,14 +330,19 @@ def make_tuner(cfg: SweepConfig, sweep_dir: Path, trials: list[dict]):
         )
     return tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search(trials), "base": base, "sweep_dir": str(sweep_dir)},
+        param_space={
+            "trial": tune.grid_search(trials),
+            "base": base,
+            "sweep_dir": str(sweep_dir),
+            "storage": cfg.storage,
+        },
         tune_config=tune.TuneConfig(
             max_concurrent_trials=cfg.max_concurrent or None,
             scheduler=scheduler,
             trial_dirname_creator=lambda t: t.config["trial"]["name"],
             trial_name_creator=lambda t: t.config["trial"]["name"],
         ),
-        run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1),
+        run_config=tune.RunConfig(name="tune", storage_path=cfg.storage or str(sweep_dir), verbose=1),
     )
 
 
@@ -307,7 +378,7 @@ def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
         print(
             f"{len(trials)} trials: {', '.join(cfg.ablations)} x {', '.join(cfg.rules)} x {cfg.seeds} seeds", flush=True
         )
-        rows = finished_rows(sweep_dir, trials) if cfg.resume else []
+        rows = finished_rows(cfg, sweep_dir, trials) if cfg.resume else []
         done = {r["trial"] for r in rows}
         pending = [t for t in trials if t["name"] not in done]
         if done:
