@@ -100,6 +100,7 @@ def test_fig7_cells(tmp_path):
     assert "| 0.03 | - | - | 4.00 ± 1.00 (2) | 5.00 ± 1.00 (2) |" in md
     assert "| 3 | -2.00 ± 0.00 (1) | -2.00 ± 0.00 (1) | -1.50 ± 0.00 (1) | -1.50 ± 0.00 (1) |" in md
     assert "Source: tabular NAS-Bench-201" in md and "seeds 0, 1" in md
+    assert "report both on the reward table: best-of-k numbers are optimistic" in md  # no report measurement
     assert set(lam["runs"]) == {"a b", "c", "d"}
     assert "| 10 | - | - | 2.25 ± 0.00 (1) |" in (out / "fig7_gcn_layers.md").read_text()
     assert (out / "fig7.png").stat().st_size > 0 and "\\begin{tabular}" in (out / "fig7_lam.tex").read_text()
