@@ -103,7 +103,7 @@ class Genotype:
     def to_darts(self) -> dict:
         """The DARTS namedtuple's fields: (op, input) pairs ordered by target node, and concat lists."""
         self._require_darts("the DARTS Genotype form")
-        out = {}
+        out: dict[str, list] = {}
         for kind, cell in self.cells().items():
             out[kind] = [(op, s) for op, s, _ in sorted(cell.edges, key=lambda e: e[2])]
             out[f"{kind}_concat"] = list(cell.concat)
@@ -269,7 +269,8 @@ def parse_darts_text(text: str) -> Genotype:
         names = ("normal", "normal_concat", "reduce", "reduce_concat")
         fields = {kw.arg: _literal(kw.value) for kw in node.keywords}
         fields.update({n: _literal(v) for n, v in zip(names, node.args)})
-        return from_darts(*(fields[n] for n in names), where="Genotype(...)")
+        normal, normal_concat, reduce, reduce_concat = (fields[n] for n in names)
+        return from_darts(normal, normal_concat, reduce, reduce_concat, where="Genotype(...)")
     except NatrlError:
         raise
     except (SyntaxError, ValueError, KeyError, TypeError, RecursionError, MemoryError):  # nested too deep as well
