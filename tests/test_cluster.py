@@ -125,18 +125,17 @@ def _stop_cluster(temp_dir: str):
             time.sleep(0.5)
 
 
-@pytest.mark.slow
-def test_supernet_run_joins_a_ray_start_cluster_through_ray_address(tmp_path):
-    from test_datasets import make_image_folder
+TINY_SUPERNET_RUN = (
+    "--space darts --reward supernet --epochs 1 --supernet-steps 1 --supernet-batch 8 --iters 1 --m 2 --n 1 "
+    "--eval-inputs 1 --best-of 1 --cpu-shards 2"
+).split()
 
-    make_image_folder(tmp_path / "cifar", n=10)
-    temp_dir = tempfile.mkdtemp(prefix="natrl-rs-", dir="/tmp")  # short: Ray's socket paths live under it
-    port = free_port()
+
+def _ray_start_head(port: int, temp_dir: str, env: dict):
+    """`ray start --head` of a private cluster: its own port, temp dir (short: Ray's socket paths live under
+    it) and auth setting."""
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    start = [
-        ray_bin,
-        "start",
-        "--head",
+    flags = [
         f"--port={port}",
         "--num-cpus=3",
         f"--temp-dir={temp_dir}",
@@ -144,46 +143,24 @@ def test_supernet_run_joins_a_ray_start_cluster_through_ray_address(tmp_path):
         "--object-store-memory=100000000",
         "--disable-usage-stats",
     ]
+    subprocess.run([ray_bin, "start", "--head", *flags], check=True, capture_output=True, timeout=120, env=env)
+
+
+@pytest.mark.slow
+def test_supernet_run_joins_a_ray_start_cluster_through_ray_address(tmp_path):
+    from test_datasets import make_image_folder
+
+    make_image_folder(tmp_path / "cifar", n=10)
+    temp_dir, port = tempfile.mkdtemp(prefix="natrl-rs-", dir="/tmp"), free_port()
     # this cluster's own auth setting: ~/.ray/auth_token is shared with other Ray users of the machine
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     try:
-        subprocess.run(start, check=True, capture_output=True, timeout=120, env=env)
-        args = [
-            "--space",
-            "darts",
-            "--reward",
-            "supernet",
-            "--data",
-            tmp_path / "cifar",
-            "--epochs",
-            "1",
-            "--supernet-steps",
-            "1",
-            "--supernet-batch",
-            "8",
-            "--iters",
-            "1",
-            "--m",
-            "2",
-            "--n",
-            "1",
-            "--eval-inputs",
-            "1",
-            "--best-of",
-            "1",
-            "--cpu-shards",
-            "2",
-            "--out",
-            tmp_path / "run",
-        ]
+        _ray_start_head(port, temp_dir, env)
+        args = [*TINY_SUPERNET_RUN, "--data", str(tmp_path / "cifar"), "--out", str(tmp_path / "run")]
         env["RAY_ADDRESS"] = f"127.0.0.1:{port}"
+        script = str(ROOT / "experiments" / "train_natpp.py")
         r = subprocess.run(
-            [sys.executable, str(ROOT / "experiments" / "train_natpp.py"), *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=400,
-            cwd=ROOT,
-            env=env,
+            [sys.executable, script, *args], capture_output=True, text=True, timeout=400, env=env, cwd=ROOT
         )
         assert r.returncode == 0, r.stderr[-3000:]
         assert "2 supernet shard(s)" in r.stdout and (tmp_path / "run" / "results.json").exists()
