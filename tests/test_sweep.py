@@ -163,3 +163,13 @@ def test_sweep_on_a_storage_uri_keeps_runs_in_their_trial_dirs_there(ray_session
 def test_storage_must_be_a_uri(script, tmp_path):
     r = script("experiments/sweep.py", "--storage", str(tmp_path), "--out", tmp_path / "s")
     assert r.returncode == 2 and "is not a URI" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_tune_failure_is_one_line(script, tmp_path):
+    """Tune itself failing (here: a storage it cannot create) is one line with exit status 2, no traceback."""
+    args = ["--ablations", "lam", "--values", "0.03", "--rules", "natpp", "--seeds", "1", "--iters", "2"]
+    r = script("experiments/sweep.py", *args, "--storage", "file:///proc/natrl-no-dir", "--out", tmp_path / "s")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    ours = [line for line in r.stderr.splitlines() if "error" in line.lower()]  # Ray may print its own notices
+    assert len(ours) == 1 and ours[0].startswith("sweep.py: error: Ray Tune failed (")

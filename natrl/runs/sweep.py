@@ -346,14 +346,15 @@ def make_tuner(cfg: SweepConfig, sweep_dir: Path, trials: list[dict]):
     )
 
 
-def fit_rows(tuner, sweep_dir: Path) -> list[dict]:
-    """tuner.fit() as trials.csv rows; a failure of Tune itself (not of a trial) is one line."""
+def fit_rows(build_tuner, sweep_dir: Path) -> list[dict]:
+    """Build the Tuner and fit it, as trials.csv rows; a failure of Tune itself (not of a trial: a storage it
+    cannot write, its internals) is one line."""
     try:
-        grid = tuner.fit()
+        grid = build_tuner().fit()
         return [trial_row(r.config["trial"], r.metrics, bool(r.error)) for r in grid]
     except NatrlError:
         raise
-    except Exception as e:  # TuneError, RayError, an unreachable storage path: Tune's internals, not a trial
+    except Exception as e:  # TuneError, RayError, pyarrow errors of the storage: Tune's side, not a trial's
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise NatrlError(
             f"Ray Tune failed ({e.__class__.__name__}: {first}); finished trials are kept, "
@@ -386,7 +387,7 @@ def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
         (sweep_dir / "tune").mkdir(exist_ok=True)
         run.keep()  # Tune's state is written from here on: the directory is resumable
         if pending:
-            rows += fit_rows(make_tuner(cfg, sweep_dir, pending), sweep_dir)
+            rows += fit_rows(lambda: make_tuner(cfg, sweep_dir, pending), sweep_dir)
         csv_path = write_trials_csv(sweep_dir, rows)
         errors = sum(1 for r in rows if r["status"] == "error")
         write_json(sweep_dir / "status.json", {"trials": len(rows), "errors": errors})
