@@ -42,7 +42,9 @@ def start_ray(address: str | None = None, min_cpus: int = 2, num_gpus: int = 0):
             ) from None
         return
     # GPUs are detected by Ray itself: --num-gpus is then checked against what it found (check_gpus)
-    ray.init(num_cpus=max(min_cpus, os.cpu_count() or 1), object_store_memory=256 * 1024**2, **common)
+    # address="local": a new instance even when a `ray start` cluster runs on this machine (ray.init would
+    # otherwise join it and refuse num_cpus)
+    ray.init(address="local", num_cpus=max(min_cpus, os.cpu_count() or 1), object_store_memory=256 * 1024**2, **common)
 
 
 def gcs_host_port(address: str) -> tuple[str, int] | None:

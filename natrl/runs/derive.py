@@ -96,7 +96,7 @@ def supernet_scorer(run_dir: Path, space):
     trainer = SupernetTrainer(
         space.ops,
         load_cifar10(cfg.data),
-        preset=cfg.preset,
+        preset=cfg.supernet_size,  # the supernet's size (--preset is now the training recipe)
         batch_size=cfg.supernet_batch,
         epochs=cfg.epochs,
         seed=cfg.seed,

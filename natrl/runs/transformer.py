@@ -167,7 +167,10 @@ class TrainConfig(RunConfig):
     )
     intermediate_nodes: int = knob(4, "k of the darts space: 4 (DARTS-like cells) or 5 (ENAS-like cells)", ge=1, le=8)
     epochs: int = knob(3, "supernet epochs of Algorithm 1", ge=1, le=100000)
-    supernet_batch: int = knob(64, "supernet batch size per shard", ge=1, le=65536)
+    supernet_batch: int = knob(64, "supernet global batch, split over the shards", ge=1, le=65536)
+    supernet_batch_per_shard: bool = knob(
+        False, "opt in: --supernet-batch per shard (global batch x shards), lr and lr_min x shards (linear scaling)"
+    )
     supernet_steps: int = knob(
         0, "cap on supernet steps per epoch (0 = a full pass over the 40% split)", ge=0, le=10**8
     )
@@ -378,6 +381,7 @@ class TransformerRun:
             ray.put(self.inputs.data),
             num_shards=shards,
             num_gpus=cfg.num_gpus,
+            batch_per_shard=cfg.supernet_batch_per_shard,
             trainer_kwargs={
                 "preset": cfg.supernet_size,
                 "batch_size": cfg.supernet_batch,
@@ -388,7 +392,7 @@ class TransformerRun:
         )
         print(
             f"{shards} supernet shard(s) on {'GPU' if cfg.num_gpus else 'CPU'}, "
-            f"{backend.steps_per_epoch} steps per epoch each",
+            f"{backend.steps_per_epoch} steps per epoch",
             flush=True,
         )
         return backend
