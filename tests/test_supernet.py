@@ -171,3 +171,25 @@ def test_five_node_cells_for_enas():
     assert net(torch.randn(2, 3, 16, 16), g).shape == (2, 10)
     with pytest.raises(NatrlError, match="5 are required"):
         space.encode(zoo.get("DARTS_V2"))
+
+
+def test_a_subset_concat_cell_is_scored_as_the_network_it_describes():
+    """VGG's cell outputs node 5 only: in the supernet the other nodes' channels are zero, node 5's are the
+    chain the genotype describes (null -> skip -> conv -> conv -> max_pool / skip edges), and a cell with every
+    node in its concat is unchanged."""
+    torch.manual_seed(0)
+    vgg = zoo.get("VGG")
+    net = Supernet(NATPP_OPS, SupernetPreset(C=4, layers=3)).eval()
+    cell, C = net.cells[0], 4
+    s0, s1 = torch.randn(2, 12, 8, 8), torch.randn(2, 12, 8, 8)
+    with torch.no_grad():
+        out = cell(s0, s1, vgg.normal)
+        states = [cell.preprocess0(s0), cell.preprocess1(s1), None, None, None, None]
+        for op, src, dst in vgg.normal.edges:
+            h = cell.banks[f"{src}_{dst}"][op](states[src])
+            states[dst] = h if states[dst] is None else states[dst] + h
+        assert out.shape[1] == 4 * C
+        assert torch.count_nonzero(out[:, : 3 * C]) == 0  # nodes 2, 3, 4 are not outputs
+        assert torch.equal(out[:, 3 * C :], states[5])
+        full = vgg.normal.__class__(vgg.normal.edges, (2, 3, 4, 5), 2)
+        assert torch.equal(cell(s0, s1, full), torch.cat(states[2:], dim=1))

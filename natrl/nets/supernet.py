@@ -4,7 +4,10 @@ DARTS macro structure: a 3C stem, ``layers`` cells with reductions at 1/3 and 2/
 and a classifier. Every cell position holds one *op bank* per (from, to) node pair: an instance of every op of
 the vocabulary. A forward pass takes a genotype and runs, for each edge, only the chosen op of that edge's bank,
 so one supernet scores any cell of the space (betas and their transformations alphas) with shared weights.
-A cell's output is the concat of all its intermediate nodes (a fixed width, whatever the genotype's concat).
+A cell's output has a fixed width, k intermediate nodes' worth of channels: the nodes of the genotype's concat
+in their places, zeros for the others. So a cell whose output is a subset of its nodes (VGG, ResBlock,
+MobileNetV2, ENAS reduction cells: concat [5]) is scored as the network it describes: nothing from the other
+nodes reaches the next cell (the zero channels meet its 1x1 preprocess conv, which adds nothing for them).
 
 BatchNorm semantics (deliberate): every BN has ``affine=False`` and ``track_running_stats=False``, so it always
 normalises with the statistics of the batch it sees, in training and in scoring alike. Running averages would
@@ -120,7 +123,10 @@ class SuperCell(nn.Module):
         for op, src, dst in cell.edges:
             h = cast(nn.ModuleDict, self.banks[f"{src}_{dst}"])[op](states[src])
             states[dst] = h if states[dst] is None else states[dst] + h
-        return torch.cat(states[2:], dim=1)
+        concat = set(cell.concat)
+        ref = next(h for h in states[2:] if h is not None)
+        out = [h if i in concat and h is not None else torch.zeros_like(ref) for i, h in enumerate(states) if i >= 2]
+        return torch.cat(out, dim=1)
 
 
 class Supernet(nn.Module):
