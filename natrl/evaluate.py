@@ -54,6 +54,21 @@ def report_measurement(table, report=None) -> tuple[np.ndarray | None, str | Non
     return None, None
 
 
+def heldout_gains_now(module, space, table, report=None, seed: int = 0) -> dict:
+    """One point of NAT++ Fig. 8: the mean gain of the cells the policy derives *now* for every held-out input,
+    one sample and the argmax, on the reward table and on the report measurement. Nothing is chosen, so neither
+    number is optimistic. Uses its own generator: training draws the same random numbers with or without it."""
+    betas = NB201_CELLS[space.heldout_cells]
+    argmax, samples = policy_actions(module, space.observe_batch(betas), 1, torch.Generator().manual_seed(seed))
+    point = {}
+    report_acc, _ = report_measurement(table, report)
+    for name, acc in (("reward", table.accuracy), ("report", report_acc)):
+        if acc is not None:
+            point[f"sample_{name}"] = round(float(np.mean(_gains(acc, samples[0], betas))), 4)
+            point[f"argmax_{name}"] = round(float(np.mean(_gains(acc, argmax, betas))), 4)
+    return point
+
+
 def caption(results: dict) -> str:
     """Which measurement chose the picks and which one the numbers are reported on."""
     picks = "best of k, the fixed rule chosen on the training inputs, the per-input optimum"

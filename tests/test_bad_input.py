@@ -42,6 +42,7 @@ SCRIPTS = {
     "table4_random": "analysis/table4_random.py",
     "table5_mn": "analysis/table5_mn.py",
     "table_models": "analysis/table_models.py",
+    "fig8_convergence": "analysis/fig8_convergence.py",
 }
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 LIMIT_S = 20  # a refusal takes well under a second; more is a hang
@@ -534,6 +535,7 @@ CASES += [
         ("--seed", str(2**31)),
         ("--best-of", "0"),
         ("--checkpoint-every", "0"),
+        ("--eval-every", "-5"),
         ("--num-gpus", "-1"),
         ("--cpu-shards", "0"),
         ("--epochs", "0"),
@@ -966,6 +968,16 @@ CASES += [
     C(T, "{emptydir}", "--inputs", "0"),
     C(T, "{emptydir}", "--seed", "-1"),
     C(T, "{emptydir}", "--inputs", "nan"),
+]
+T = "fig8_convergence"
+CASES += [
+    C(T),
+    C(T, "--bogus"),
+    C(T, "{T}/nowhere"),
+    C(T, "{afile}"),
+    C(T, "{emptydir}"),
+    C(T, "{run}"),  # a run without convergence.csv
+    C(T, "{run}", "--out", "{outfile}"),
 ]
 T = "table_models"
 CASES += [

@@ -395,3 +395,24 @@ def test_derive_on_the_darts_space(ray_session, tmp_path, nodes, names):
         assert (tmp_path / "out" / f"{name}_derived.png").read_bytes()[:4] == b"\x89PNG"
         assert set(rec["costs"]) == {"cifar10", "imagenet"} and rec["scored_on"] == "supernet"
     assert json.loads((tmp_path / "out" / "derived.json").read_text())[0]["name"] == names[0]
+
+
+def test_convergence_curve_leaves_training_unchanged_and_makes_fig8(ray_session, tmp_path):
+    """--eval-every writes the held-out gain of the derived cells every N updates (NAT++ Fig. 8) without
+    touching training: progress and policy equal a run without it; analysis/fig8_convergence.py plots it."""
+    from natrl.tables.convergence import Fig8Config, fig8
+
+    args = ["--iters", "20", "--m", "4", "--n", "2", "--seed", "2"]
+    train_main([*args, "--out", str(tmp_path / "plain")])
+    train_main([*args, "--eval-every", "10", "--out", str(tmp_path / "curve")])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    plain, curve = tmp_path / "plain", tmp_path / "curve"
+    assert strip(csv.DictReader(open(curve / "progress.csv"))) == strip(csv.DictReader(open(plain / "progress.csv")))
+    points = list(csv.DictReader(open(curve / "convergence.csv")))
+    assert [int(p["iter"]) for p in points] == [0, 10, 20]
+    final = json.loads((curve / "results.json").read_text())["rows"]
+    assert float(points[-1]["argmax_reward"]) == pytest.approx(final["policy (argmax)"]["reward"]["mean"], abs=1e-3)
+    written = fig8(Fig8Config(paths=[str(curve)], out=str(tmp_path / "tables")))
+    assert {p.name for p in written} == {"fig8.csv", "fig8.md", "fig8.png"}
+    with pytest.raises(Exception, match="convergence.csv does not exist"):
+        fig8(Fig8Config(paths=[str(plain)], out=str(tmp_path / "t2")))

@@ -158,6 +158,13 @@ class TrainConfig(RunConfig):
     )
     baseline_decay: float = knob(0.99, "decay of the moving-average baseline", ge=0, le=1)
     iters: int = knob(1500, "policy updates (per supernet epoch with --reward supernet)", ge=0, le=10**8)
+    eval_every: int = knob(
+        0,
+        "nb201 reward: every N updates, the held-out gain of the cells the policy derives then goes to "
+        "convergence.csv (NAT++ Fig. 8: analysis/fig8_convergence.py); 0 = off",
+        ge=0,
+        le=10**8,
+    )
     checkpoint_every: int = knob(100, "nb201 reward: policy updates between checkpoints", ge=1, le=10**8)
     data: str | None = knob(
         None, "CIFAR-10 for the supernet: cifar-10-batches-py, image folder or .tar.gz", metavar="PATH"
@@ -350,7 +357,10 @@ class TransformerRun:
         self.backend: Any = None
         self.algo: Any = None
         self.started, self.done_epochs = time.time(), 0
-        self.timings: dict[str, float] = {}  # seconds per phase of this process, written to results.json
+        self.timings: dict[str, float] = {}
+        self.curve: list[
+            dict
+        ] = []  # convergence.csv rows (--eval-every)  # seconds per phase of this process, written to results.json
 
     # ---- building and stopping -----------------------------------------------------------------------
     def build(self):
@@ -423,6 +433,7 @@ class TransformerRun:
             "global_rng": rng_state(),
             "epoch": self.done_epochs,
             "progress_rows": len(self.progress.rows),
+            "curve": self.curve,
             "seconds": time.time() - self.started,
         }
         if self.backend is not None:
@@ -448,6 +459,7 @@ class TransformerRun:
         self.rng.bit_generator.state = state["rng"]
         set_rng_state(state["global_rng"])
         self.done_epochs = state["epoch"]
+        self.curve = list(state.get("curve", []))
         self.started = time.time() - state["seconds"]
 
     def checkpoint(self):
@@ -494,13 +506,27 @@ class TransformerRun:
             )
 
     def search_tabular(self):
-        done, every = len(self.progress.rows), self.cfg.checkpoint_every
+        done, every, ev = len(self.progress.rows), self.cfg.checkpoint_every, self.cfg.eval_every
+        if ev and done == 0:
+            self.curve_point(0)
         while done < self.iters:
             k = min(UPDATES_PER_ITERATION, self.iters - done, every - done % every)  # stop at checkpoints
+            k = min(k, ev - done % ev) if ev else k  # ... and at curve points
             self.policy_updates(k)
             done += k
+            if ev and (done % ev == 0 or done == self.iters):
+                self.curve_point(done)
             if done % every == 0 and done < self.iters:
                 self.checkpoint()
+
+    def curve_point(self, updates: int):
+        """A Fig. 8 point: the held-out gain of the policy's derived cells after ``updates`` updates."""
+        from natrl.evaluate import heldout_gains_now
+
+        module = self.algo.get_module()  # synced with the learner first
+        point = heldout_gains_now(module, self.space, self.inputs.table, self.inputs.report, seed=self.cfg.seed)
+        self.curve.append({"iter": updates, **point})
+        self.run.write_csv("convergence.csv", self.curve)
 
     def search_supernet(self):
         cfg = self.cfg
