@@ -454,7 +454,7 @@ def test_ablation_sweep_runs_in_tune_and_resumes(tmp_path, cifar, script):
     assert "| darts | ✗ | ✗ | ✗ |" in (sweep / "ablation.md").read_text()
     assert json.loads((sweep / "config.json").read_text())["kind"] == "itnas-ablation"
     stamp = (sweep / "runs" / "darts-s0" / "results.json").stat().st_mtime_ns
-    r = script(SCRIPT, "--resume", sweep)  # restores the Tune sweep; the finished search is not run again
+    r = script(SCRIPT, "--resume", sweep)  # read from its results.json: not run again, Tune not started
     assert r.returncode == 0, r.stderr[-2000:]
     assert (sweep / "runs" / "darts-s0" / "results.json").stat().st_mtime_ns == stamp
     r = script(SCRIPT, "--resume", sweep, "--seeds", "2")

@@ -7,8 +7,11 @@ and the ITNAS Table 2 ablation as a Ray Tune sweep over variants x seeds.
 A search run directory (kind ``itnas``) holds config.json, log.txt, progress.csv (one row per epoch, continued by
 a resume), checkpoint.pt (each epoch), genotype.json/.png, arch.pt and results.json. A sweep directory (kind
 ``itnas-ablation``) holds the Tune experiment under ``tune/``, one search run directory per trial under
-``runs/<variant>-s<seed>`` and ablation.{md,csv}.
+``runs/<variant>-s<seed>`` and ablation.{md,csv}. Resuming a sweep never reads Tune's state (pickles): the grid
+comes from config.json, finished searches from their results.json, and the others run in a fresh Tuner, each
+continuing from its own weights-only checkpoint.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,44 +47,61 @@ TABLE_NAMES = {"reward_acc": "NB201 accuracy (analog-nasbench) %", "report_acc":
 @dataclass
 class SearchConfig(RunConfig):
     space: Literal["darts", "nb201"] = knob(
-        "darts", "search space: darts (normal + reduction cell, K=7 ITNAS ops) or nb201 (one cell, 5 NB201 ops)")
-    variant: Variant = knob("itnas", "ITNAS Table 2 row to search with (darts = softmax, independent alphas, "
-                                     "top-2; gumbel; gumbel+transition; itnas = + TIEP)")
-    data: str | None = knob(None, "CIFAR-10: a cifar-10-batches-py folder, an image folder or its .tar.gz",
-                            metavar="CIFAR10")
+        "darts", "search space: darts (normal + reduction cell, K=7 ITNAS ops) or nb201 (one cell, 5 NB201 ops)"
+    )
+    variant: Variant = knob(
+        "itnas",
+        "ITNAS Table 2 row to search with (darts = softmax, independent alphas, "
+        "top-2; gumbel; gumbel+transition; itnas = + TIEP)",
+    )
+    data: str | None = knob(
+        None, "CIFAR-10: a cifar-10-batches-py folder, an image folder or its .tar.gz", metavar="CIFAR10"
+    )
     preset: Literal["paper", "tiny"] = knob(
-        "paper", "search size: paper (darts: 8 cells, C=16, 50 epochs) or tiny (CPU minutes); knobs you give win")
+        "paper", "search size: paper (darts: 8 cells, C=16, 50 epochs) or tiny (CPU minutes); knobs you give win"
+    )
     channels: int = knob(16, "initial channels of the supernet (set by --preset)", ge=1, le=1024)
-    layers: int = knob(8, "darts: cells (reductions at 1/3 and 2/3); nb201: cells per stage (set by --preset)",
-                       ge=1, le=100)
+    layers: int = knob(
+        8, "darts: cells (reductions at 1/3 and 2/3); nb201: cells per stage (set by --preset)", ge=1, le=100
+    )
     epochs: int = knob(50, "search epochs; tau is annealed 5 -> 0.5 over them (set by --preset)", ge=1, le=100000)
     batch_size: int = knob(64, "batch size of each half of the training set (set by --preset)", ge=1, le=65536)
     steps_per_epoch: int = knob(0, "cap on steps per epoch, 0 = a full pass (set by --preset)", ge=0)
-    train_subset: int = knob(0, "search on a fixed random subset of this many training images, 0 = all "
-                                "(set by --preset)", ge=0)
-    table: str | None = knob(None, "nb201: the NB201 table the found cell is scored in (default analog-nasbench's)",
-                             metavar="TABLE")
-    report_table: str | None = knob(None, "nb201: a second NB201 table to read the found cell in (official CSV)",
-                                    metavar="CSV")
+    train_subset: int = knob(
+        0, "search on a fixed random subset of this many training images, 0 = all (set by --preset)", ge=0
+    )
+    table: str | None = knob(
+        None, "nb201: the NB201 table the found cell is scored in (default analog-nasbench's)", metavar="TABLE"
+    )
+    report_table: str | None = knob(
+        None, "nb201: a second NB201 table to read the found cell in (official CSV)", metavar="CSV"
+    )
     seed: int = knob(0, "seeds the supernet, the split, the data order and the Gumbel noise", ge=0, le=2**31 - 1)
     num_gpus: int = knob(0, "0 = search on CPU, 1 = on one GPU (--ablation: per trial)", ge=0, le=1)
-    out: str | None = knob(None, "new run directory (default runs/itnas-SPACE-VARIANT-sSEED-TIME; --ablation: "
-                                 "sweeps/itnas-SPACE-TIME)", metavar="DIR")
-    resume: str | None = knob(None, "run directory of a killed search, or sweep directory of a killed --ablation, "
-                                    "to continue", metavar="DIR")
+    out: str | None = knob(
+        None,
+        "new run directory (default runs/itnas-SPACE-VARIANT-sSEED-TIME; --ablation: sweeps/itnas-SPACE-TIME)",
+        metavar="DIR",
+    )
+    resume: str | None = knob(
+        None, "run directory of a killed search, or sweep directory of a killed --ablation, to continue", metavar="DIR"
+    )
     ablation: bool = knob(False, "run every --variants x --seeds search as a Ray Tune sweep into --out")
     variants: list[Variant] = knob(list(VARIANTS), "--ablation: the variants to run")
     seeds: int = knob(3, "--ablation: seeds 0 .. SEEDS-1 of each variant", ge=1, le=1000)
-    address: str | None = knob(None, "--ablation: Ray cluster to join; default $RAY_ADDRESS or a local Ray",
-                               metavar="HOST:PORT")
+    address: str | None = knob(
+        None, "--ablation: Ray cluster to join; default $RAY_ADDRESS or a local Ray", metavar="HOST:PORT"
+    )
 
     def preset_values(self) -> dict:
         return dict(PRESETS[(self.space, self.preset)])
 
     def validate(self) -> None:
         if not self.resume and not self.data:
-            raise NatrlError("--data is required: CIFAR-10 as a cifar-10-batches-py folder, an image folder or "
-                             "its .tar.gz (e.g. --data CIFAR10)")
+            raise NatrlError(
+                "--data is required: CIFAR-10 as a cifar-10-batches-py folder, an image folder or "
+                "its .tar.gz (e.g. --data CIFAR10)"
+            )
         if self.space == "darts" and (self.table or self.report_table):
             raise NatrlError("--table and --report-table apply to --space nb201 only; drop them or add --space nb201")
         if len(set(self.variants)) != len(self.variants):
@@ -89,17 +109,28 @@ class SearchConfig(RunConfig):
 
     def settings(self):
         from natrl.itnas.search import SearchSettings
+
         gumbel, transition, tiep = VARIANTS[self.variant]
-        return SearchSettings(space=self.space, gumbel=gumbel, transition=transition, tiep=tiep,
-                              channels=self.channels, layers=self.layers, epochs=self.epochs,
-                              batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch,
-                              train_subset=self.train_subset, seed=self.seed)
+        return SearchSettings(
+            space=self.space,
+            gumbel=gumbel,
+            transition=transition,
+            tiep=tiep,
+            channels=self.channels,
+            layers=self.layers,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            steps_per_epoch=self.steps_per_epoch,
+            train_subset=self.train_subset,
+            seed=self.seed,
+        )
 
 
 def run(cfg: SearchConfig, given=frozenset()) -> Path:
     """The command line's entry: continue what ``--resume`` names (a search or a sweep), else start one."""
     if cfg.resume:
         from natrl.rundir import resume_config
+
         kind = resume_kind(cfg.resume)
         cfg = resume_config(SearchConfig, cfg, set(given), kind)
         return ablation(cfg) if kind == ABLATION_KIND else search(cfg)
@@ -109,6 +140,7 @@ def run(cfg: SearchConfig, given=frozenset()) -> Path:
 def resume_kind(path) -> str:
     """``itnas-ablation`` for a sweep directory, else ``itnas`` (whose reading gives the errors for the rest)."""
     from natrl.rundir import read_config
+
     try:
         read_config(Path(path), ABLATION_KIND)
         return ABLATION_KIND
@@ -118,9 +150,11 @@ def resume_kind(path) -> str:
 
 # ---- inputs, all checked before a run directory is made -------------------------------------------------------
 
+
 def load_table(path: str | None, flag: str):
     """An NB201 table (``None``: analog-nasbench's), or one line saying what is wrong with ``path``."""
     from natrl.rewards import NB201Table
+
     if path is not None and not Path(path).is_file():
         what = "is a directory" if Path(path).is_dir() else "does not exist"
         raise NatrlError(f"{flag} {path} {what}; give an analog-nasbench .anb file or the official NB201 CSV")
@@ -129,8 +163,10 @@ def load_table(path: str | None, flag: str):
     except NatrlError:
         raise
     except Exception as e:  # a file of another kind fails in many ways inside the readers
-        raise NatrlError(f"{flag} {path} is not an NB201 table ({e.__class__.__name__}); give an analog-nasbench "
-                         ".anb file or the official NB201 CSV") from None
+        raise NatrlError(
+            f"{flag} {path} is not an NB201 table ({e.__class__.__name__}); give an analog-nasbench "
+            ".anb file or the official NB201 CSV"
+        ) from None
 
 
 def load_tables(cfg: SearchConfig) -> dict:
@@ -146,6 +182,7 @@ def search_device(cfg: SearchConfig) -> str:
     if not cfg.num_gpus:
         return "cpu"
     import torch
+
     if not torch.cuda.is_available():
         raise NatrlError("--num-gpus 1 but no CUDA device is visible; use --num-gpus 0 to search on CPU")
     return "cuda"
@@ -157,14 +194,18 @@ def restore_search(srch, state: dict, where: Path):
         srch.load_state_dict(state["search"])
         return int(state["progress_rows"]), float(state["seconds"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise NatrlError(f"{where / 'checkpoint.pt'} does not hold this search's state ({e.__class__.__name__}); "
-                         "start a new run with a new --out") from None
+        raise NatrlError(
+            f"{where / 'checkpoint.pt'} does not hold this search's state ({e.__class__.__name__}); "
+            "start a new run with a new --out"
+        ) from None
 
 
 # ---- one search ---------------------------------------------------------------------------------------------
 
+
 def describe(g) -> str:
     from natrl.cells import to_arch_str
+
     return to_arch_str(g.normal) if g.space == "nb201" else g.darts_text()
 
 
@@ -196,22 +237,32 @@ def search(cfg: SearchConfig) -> Path:
 
 def train(cfg: SearchConfig, srch, run_dir, tables: dict, started: float):
     """Epochs until ``cfg.epochs``: a progress row, then a checkpoint that counts it, after each."""
-    print(f"{cfg.variant} on {cfg.space}: {cfg.epochs} epochs x {srch.steps_per_epoch} steps, "
-          f"{sum(p.numel() for p in srch.arch.parameters())} architecture parameters", flush=True)
+    print(
+        f"{cfg.variant} on {cfg.space}: {cfg.epochs} epochs x {srch.steps_per_epoch} steps, "
+        f"{sum(p.numel() for p in srch.arch.parameters())} architecture parameters",
+        flush=True,
+    )
     while srch.epoch < cfg.epochs:
         stats = srch.train_epoch()
         g = srch.derive()
-        row = {**{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
-               "seconds": round(time.time() - started, 1), "genotype": describe(g)}
+        row = {
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
+            "seconds": round(time.time() - started, 1),
+            "genotype": describe(g),
+        }
         if "reward" in tables:
             row["nb201_acc"] = round(float(tables["reward"].score([g])[0]), 2)
         run_dir.progress.log(row)
         run_dir.progress.flush()  # the rows a checkpoint counts are on disk before it
-        run_dir.save_checkpoint({"search": srch.state_dict(), "progress_rows": len(run_dir.progress.rows),
-                                 "seconds": time.time() - started})
-        print(f"epoch {row['epoch']:3d}/{cfg.epochs}  tau {row['tau']:.2f}  train {row['train_acc']:5.1f}%  "
-              f"arch-half {row['arch_acc']:5.1f}%  {row['seconds']:6.1f}s  {row['genotype']}"
-              + (f"  NB201 {row['nb201_acc']:.2f}%" if "nb201_acc" in row else ""), flush=True)
+        run_dir.save_checkpoint(
+            {"search": srch.state_dict(), "progress_rows": len(run_dir.progress.rows), "seconds": time.time() - started}
+        )
+        print(
+            f"epoch {row['epoch']:3d}/{cfg.epochs}  tau {row['tau']:.2f}  train {row['train_acc']:5.1f}%  "
+            f"arch-half {row['arch_acc']:5.1f}%  {row['seconds']:6.1f}s  {row['genotype']}"
+            + (f"  NB201 {row['nb201_acc']:.2f}%" if "nb201_acc" in row else ""),
+            flush=True,
+        )
 
 
 def write_results(cfg: SearchConfig, srch, run_dir, tables: dict) -> dict:
@@ -219,16 +270,25 @@ def write_results(cfg: SearchConfig, srch, run_dir, tables: dict) -> dict:
     from natrl.cells import save_genotype
     from natrl.costs import genotype_cost
     from natrl.rundir import save_checkpoint_file
+
     g = srch.derive()
     save_genotype(g, run_dir.path / "genotype.json")
     plot_atomically(g, run_dir.path / "genotype.png", f"ITNAS ({cfg.variant})")
     save_checkpoint_file(run_dir.path / "arch.pt", srch.arch_state())
     cost = genotype_cost(g)
     rows = run_dir.progress.rows
-    results = {"kind": SEARCH_KIND, "space": cfg.space, "variant": cfg.variant, "seed": cfg.seed,
-               "run": run_dir.path.name, "genotype": g.to_json(), "genotype_text": describe(g),
-               "params_M": round(cost.params_m, 4), "madds_M": round(cost.madds_m, 2),
-               "search_seconds": rows[-1]["seconds"] if rows else 0.0}
+    results = {
+        "kind": SEARCH_KIND,
+        "space": cfg.space,
+        "variant": cfg.variant,
+        "seed": cfg.seed,
+        "run": run_dir.path.name,
+        "genotype": g.to_json(),
+        "genotype_text": describe(g),
+        "params_M": round(cost.params_m, 4),
+        "madds_M": round(cost.madds_m, 2),
+        "search_seconds": rows[-1]["seconds"] if rows else 0.0,
+    }
     for key, table in tables.items():
         acc = table.accuracy
         results[f"{key}_table"] = table.name
@@ -243,6 +303,7 @@ def write_results(cfg: SearchConfig, srch, run_dir, tables: dict) -> dict:
 
 def derivations(srch, tables: dict) -> dict:
     from natrl.costs import genotype_cost
+
     out = {}
     for name, tiep in (("top2", False), ("tiep", True)):
         g = srch.derive(tiep=tiep)
@@ -255,54 +316,109 @@ def derivations(srch, tables: dict) -> dict:
 def plot_atomically(g, path: Path, title: str):
     """plot_genotype through a temporary PNG and a rename: a kill mid-write leaves no half image."""
     from natrl.plotting import plot_genotype
+
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     plot_genotype(g, tmp, title=title)
     os.replace(tmp, path)
 
 
 def summary(results: dict, tables: dict) -> str:
-    msg = (f"found: {results['genotype_text']}\n  {results['params_M']:.3f}M params, "
-           f"{results['madds_M']:.1f}M MAdds")
+    msg = f"found: {results['genotype_text']}\n  {results['params_M']:.3f}M params, {results['madds_M']:.1f}M MAdds"
     for key in tables:
-        msg += (f"\n  NB201 {tables[key].name}: {results[f'{key}_acc']:.2f}% (best cell {results[f'{key}_best']:.2f}%, "
-                f"beats {results[f'{key}_percentile']:.1f}% of all cells)")
+        msg += (
+            f"\n  NB201 {tables[key].name}: {results[f'{key}_acc']:.2f}% (best cell {results[f'{key}_best']:.2f}%, "
+            f"beats {results[f'{key}_percentile']:.1f}% of all cells)"
+        )
     return msg
 
 
 # ---- the Table 2 ablation as a Tune sweep -------------------------------------------------------------------
 
+
 def trial_config(base: dict, variant: str, seed: int, out: Path) -> SearchConfig:
     """The search config of one trial: the sweep's knobs with the trial's variant, seed and run directory."""
-    return SearchConfig(**{**base, "variant": variant, "seed": seed, "out": str(out), "resume": None,
-                           "ablation": False, "address": None})
+    return SearchConfig(
+        **{
+            **base,
+            "variant": variant,
+            "seed": seed,
+            "out": str(out),
+            "resume": None,
+            "ablation": False,
+            "address": None,
+        }
+    )
+
+
+def trial_name(trial: dict) -> str:
+    return f"{trial['variant']}-s{trial['seed']}"
+
+
+def ablation_grid(cfg: SearchConfig) -> list[dict]:
+    """Every search of the sweep, rebuilt from its config (a resume never reads Tune's pickled state for it)."""
+    return [{"variant": v, "seed": s} for v in cfg.variants for s in range(cfg.seeds)]
+
+
+def read_results(path: Path) -> dict:
+    """A search's results.json as a dict, or one line saying the file is not one (a resume never guesses)."""
+    try:
+        res = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        res, why = None, e.__class__.__name__
+    else:
+        why = "not a search's results"
+    if not isinstance(res, dict) or not {"variant", "seed"} <= set(res):
+        raise NatrlError(
+            f"{path} is not readable search results ({why}); restore it, or delete it to run "
+            "that search again with --resume"
+        )
+    return res
+
+
+def finished_trials(sweep_dir: Path, trials: list[dict]) -> list[dict]:
+    """The trials whose search wrote results.json (plain JSON, checked to be that trial's search)."""
+    done = []
+    for t in trials:
+        path = Path(sweep_dir) / "runs" / trial_name(t) / "results.json"
+        if path.is_file():
+            res = read_results(path)
+            if (res["variant"], res["seed"]) != (t["variant"], t["seed"]):
+                raise NatrlError(
+                    f"{path} holds the results of {res['variant']} seed {res['seed']}, not of "
+                    f"{trial_name(t)}; restore it, or delete it to run that search again"
+                )
+            done.append(t)
+    return done
 
 
 def ablation_trial(config: dict):
-    """Tune trainable: one search into ``runs/<variant>-s<seed>`` of the sweep, continued from its own checkpoint
-    when the trial runs again (a restored sweep), skipped when its results are there; reports to Tune."""
+    """Tune trainable: one search into ``runs/<variant>-s<seed>`` of the sweep, continued from its own plain
+    checkpoint when it ran before (a resumed sweep), skipped when its results are there; reports to Tune."""
     from ray import tune
 
     from natrl.rundir import CHECKPOINT, resume_config
-    out = Path(config["sweep_dir"]) / "runs" / f"{config['variant']}-s{config['seed']}"
-    cfg = trial_config(config["base"], config["variant"], config["seed"], out)
+
+    trial = config["trial"]
+    out = Path(config["sweep_dir"]) / "runs" / trial_name(trial)
+    cfg = trial_config(config["base"], trial["variant"], trial["seed"], out)
     if not (out / "results.json").exists():
-        if (out / CHECKPOINT).exists():
+        if (out / CHECKPOINT).exists():  # read with weights_only by resume_config: never unpickled
             search(resume_config(SearchConfig, dataclasses.replace(cfg, resume=str(out)), set(), SEARCH_KIND))
         else:
             shutil.rmtree(out, ignore_errors=True)  # killed before its first checkpoint: nothing to continue
             search(cfg)
-    res = json.loads((out / "results.json").read_text())
+    res = read_results(out / "results.json")
     tune.report({k: res[k] for k in ("params_M", "madds_M", "search_seconds", "reward_acc", "report_acc") if k in res})
 
 
 def trial_dirname(trial) -> str:
-    return f"{trial.config['variant']}-s{trial.config['seed']}"
+    return trial_name(trial.config["trial"])
 
 
 def ablation(cfg: SearchConfig) -> Path:
-    """The Table 2 sweep into a new sweep directory, or ``cfg.resume``'s sweep restored: its unfinished or failed
-    searches run again, each continuing from its own last epoch checkpoint. Returns the sweep directory."""
-    from natrl.cluster import check_gpus, start_ray
+    """The Table 2 sweep into a new sweep directory, or ``cfg.resume``'s sweep continued: its finished searches
+    read from their results.json, the others run in a fresh Tuner, each continuing from its own plain epoch
+    checkpoint. Tune's saved state (pickles) is never read. Returns the sweep directory."""
     from natrl.datasets import load_cifar10
     from natrl.rundir import RunDir
 
@@ -310,64 +426,101 @@ def ablation(cfg: SearchConfig) -> Path:
     load_cifar10(cfg.data)  # CIFAR cache is written)
     sweep = RunDir.reopen(cfg.resume, ABLATION_KIND) if cfg.resume else None
     if sweep is not None:
-        sweep.load_checkpoint()
-    start_ray(cfg.address, num_gpus=cfg.num_gpus)  # a local Ray: --num-gpus checked before it starts
-    check_gpus(cfg.num_gpus)
+        sweep.load_checkpoint()  # weights_only: a planted or foreign checkpoint is one line
+    trials = ablation_grid(cfg)
+    done = finished_trials(sweep.path, trials) if sweep else []  # a bad results.json: one line, before Ray
+    pending = [t for t in trials if t not in done]
+    if pending:
+        from natrl.cluster import check_gpus, start_ray
+
+        start_ray(cfg.address, num_gpus=cfg.num_gpus)  # a local Ray: --num-gpus checked before it starts
+        check_gpus(cfg.num_gpus)
     sweep = sweep or RunDir.start(cfg, ABLATION_KIND, f"itnas-{cfg.space}", root="sweeps")
     with sweep:
-        print(f"{len(cfg.variants) * cfg.seeds} searches: {' '.join(cfg.variants)} x {cfg.seeds} seeds", flush=True)
-        tuner = make_tuner(cfg, sweep.path.resolve())
-        sweep.save_checkpoint({"searches": len(cfg.variants) * cfg.seeds})  # from here on the sweep is resumable
-        errors = sum(1 for r in tuner.fit() if r.error)
+        print(f"{len(trials)} searches: {' '.join(cfg.variants)} x {cfg.seeds} seeds", flush=True)
+        if done:
+            print(f"{len(done)} search(es) finished before: read from their results.json", flush=True)
+        errors = run_pending(cfg, sweep, pending) if pending else 0
         print(ablation_table(sweep.path))
         if errors:
-            print(f"{errors} search(es) failed; their error.txt is under {sweep.path / 'tune'}; "
-                  f"--resume {sweep.path} runs them again", flush=True)
+            print(
+                f"{errors} search(es) failed; their error.txt is under {sweep.path / 'tune'}; "
+                f"--resume {sweep.path} runs them again",
+                flush=True,
+            )
         print(json.dumps({"sweep_dir": str(sweep.path)}))
     return sweep.path
 
 
-def make_tuner(cfg: SearchConfig, sweep_dir: Path):
-    """The sweep's Tuner: restored from ``sweep_dir/tune`` when Tune saved its state there, else a new one."""
+def run_pending(cfg: SearchConfig, sweep, pending: list[dict]) -> int:
+    """Fit a fresh Tuner over the unfinished searches; returns how many failed. A failure of Tune itself (not
+    of a search) is one line."""
+    tuner = make_tuner(cfg, sweep.path.resolve(), pending)
+    sweep.save_checkpoint({"searches": len(cfg.variants) * cfg.seeds})  # from here on the sweep is resumable
+    try:
+        return sum(1 for r in tuner.fit() if r.error)
+    except NatrlError:
+        raise
+    except Exception as e:  # TuneError, RayError: Tune's side, not a search's
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise NatrlError(
+            f"Ray Tune failed ({e.__class__.__name__}: {first}); finished searches are kept, "
+            f"continue with: python experiments/search_itnas.py --resume {sweep.path}"
+        ) from None
+
+
+def make_tuner(cfg: SearchConfig, sweep_dir: Path, trials: list[dict]):
+    """A fresh Tuner over ``trials`` (never Tuner.restore, which unpickles tuner.pkl and the trial states)."""
     from ray import tune
+
     trainable = tune.with_resources(ablation_trial, {"cpu": 1, "gpu": 1 if cfg.num_gpus else 0})
-    if tune.Tuner.can_restore(str(sweep_dir / "tune")):
-        return tune.Tuner.restore(str(sweep_dir / "tune"), trainable=trainable, resume_errored=True)
     base = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("variant", "seed", "out", "resume")}
     for key in ("data", "table", "report_table"):  # trials run in their own working directory
         base[key] = str(Path(base[key]).resolve()) if base[key] else base[key]
-    return tune.Tuner(trainable, param_space={
-        "variant": tune.grid_search(list(cfg.variants)), "seed": tune.grid_search(list(range(cfg.seeds))),
-        "base": base, "sweep_dir": str(sweep_dir)},
-        tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname),
-        run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1))
+    return tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(trials), "base": base, "sweep_dir": str(sweep_dir)},
+        tune_config=tune.TuneConfig(
+            trial_dirname_creator=trial_dirname, trial_name_creator=lambda t: trial_name(t.config["trial"])
+        ),
+        run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1),
+    )
 
 
 def ablation_frame(sweep_dir: Path):
     """The finished searches of a sweep, one row each; without gumbel+transition searches, the itnas searches
     read with DARTS' top-2 stand in for them (their training is identical: TIEP only changes the derivation)."""
     import pandas as pd
-    rows = [json.loads(p.read_text()) for p in sorted((Path(sweep_dir) / "runs").glob("*/results.json"))]
+
+    rows = [read_results(p) for p in sorted((Path(sweep_dir) / "runs").glob("*/results.json"))]
     if not rows:
         raise NatrlError(f"no finished searches under {Path(sweep_dir) / 'runs'}; --resume the sweep to run them")
     shared = not any(r["variant"] == "gumbel+transition" for r in rows)
     if shared:
-        rows += [{**r, **r["derivations"]["top2"], "variant": "gumbel+transition"} for r in list(rows)
-                 if r["variant"] == "itnas" and "derivations" in r]
+        rows += [
+            {**r, **r["derivations"]["top2"], "variant": "gumbel+transition"}
+            for r in list(rows)
+            if r["variant"] == "itnas" and "derivations" in r
+        ]
     return pd.DataFrame(rows), shared
 
 
 def ablation_rows(frame) -> list[dict]:
     """ITNAS Table 2: one row per variant, mean ± std over seeds."""
     from natrl.results import mean_std, pm
+
     metrics = [m for m in ("reward_acc", "report_acc") if m in frame]
     table = []
     for variant, (gumbel, transition, tiep) in VARIANTS.items():
         g = frame[frame["variant"] == variant]
         if g.empty:
             continue
-        row = {"variant": variant, "Gumbel": "✓" if gumbel else "✗", "Transition": "✓" if transition else "✗",
-               "TIEP": "✓" if tiep else "✗"}
+        row = {
+            "variant": variant,
+            "Gumbel": "✓" if gumbel else "✗",
+            "Transition": "✓" if transition else "✗",
+            "TIEP": "✓" if tiep else "✗",
+        }
         for m in metrics:
             row[m] = pm(*mean_std(g[m]))
         row["params (M)"] = pm(*mean_std(g["params_M"]), 3)
@@ -384,15 +537,20 @@ def ablation_table(sweep_dir: Path) -> str:
 
     from natrl.results import markdown
     from natrl.rundir import write_csv, write_text
+
     sweep_dir = Path(sweep_dir)
     frame, shared = ablation_frame(sweep_dir)
     rows = ablation_rows(frame)
     write_csv(sweep_dir / "ablation.csv", rows)
     metrics = [m for m in TABLE_NAMES if m in frame]
     cols = ["variant", "Gumbel", "Transition", "TIEP", *metrics, "params (M)", "seeds"]
-    md = ("ITNAS Table 2 ablation: mean ± std over seeds of the found cells"
-          + ("' true accuracies in the NAS-Bench-201 table(s)" if metrics else "' costs") + ".\n\n"
-          + markdown(pd.DataFrame(rows)[cols].rename(columns=TABLE_NAMES)) + "\n"
-          + (f"\n{SHARED_NOTE}\n" if shared and "gumbel+transition" in set(frame["variant"]) else ""))
+    md = (
+        "ITNAS Table 2 ablation: mean ± std over seeds of the found cells"
+        + ("' true accuracies in the NAS-Bench-201 table(s)" if metrics else "' costs")
+        + ".\n\n"
+        + markdown(pd.DataFrame(rows)[cols].rename(columns=TABLE_NAMES))
+        + "\n"
+        + (f"\n{SHARED_NOTE}\n" if shared and "gumbel+transition" in set(frame["variant"]) else "")
+    )
     write_text(sweep_dir / "ablation.md", md)
     return md
