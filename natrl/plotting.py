@@ -45,11 +45,10 @@ def short_name(op: str) -> str:
     return op
 
 
-def draw_cell(ax, cell: Cell, title: str = ""):
-    n = cell.num_nodes
-    two_inputs = cell.num_inputs == 2
-    # Inputs stacked at x=0; intermediate nodes left to right, staggered up/down so that edges skipping a
-    # node do not run through it; the concat output (DARTS space) at the far right.
+def _node_positions(cell: Cell) -> dict[int, tuple[float, float]]:
+    """Inputs stacked at x=0; intermediate nodes left to right, staggered up/down so that edges skipping a node
+    do not run through it; the concat output (DARTS space, key ``num_nodes``) at the far right."""
+    n, two_inputs = cell.num_nodes, cell.num_inputs == 2
     pos = {}
     for i in range(n):
         if two_inputs and i < 2:
@@ -59,79 +58,57 @@ def draw_cell(ax, cell: Cell, title: str = ""):
             pos[i] = (x, 0.45 * (1 if i % 2 else -1) if 0 < x else 0.0)
     if two_inputs:
         pos[n] = (float(n - 1), 0.0)
-    xs = [x for x, _ in pos.values()]
-    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
-    ax.set_ylim(-1.7, 1.7)
+    return pos
+
+
+def _draw_edge(ax, op: str, a: tuple[float, float], b: tuple[float, float], rad: float):
+    """One op edge from ``a`` to ``b``: an arc in the op type's colour (dashed for null), labelled mid-way."""
+    info = OP_INFO.get(op)
+    color = TYPE_COLORS.get(info.type if info else "other", "#000000")
+    ls = "--" if info and info.type == "null" else "-"
+    style = dict(arrowstyle="-|>", color=color, lw=1.6, ls=ls, shrinkA=13, shrinkB=13)
+    ax.annotate("", xy=b, xytext=a, arrowprops=dict(**style, connectionstyle=f"arc3,rad={rad}"))
+    # label at t=0.6 on the quadratic Bezier that arc3 draws in display space: its control point is the chord
+    # midpoint moved by rad times the chord, rotated
     to_px, from_px = ax.transData.transform, ax.transData.inverted().transform
-    seen: dict[tuple[int, int], int] = {}
-    for op, s, d in cell.edges:
-        k = seen.get((s, d), 0)
-        seen[(s, d)] = k + 1
-        rad = (0.12 if d - s == 1 else 0.3) * (1 + k) * (1 if (d + k) % 2 else -1)
-        info = OP_INFO.get(op)
-        color = TYPE_COLORS.get(info.type if info else "other", "#000000")
-        (x0, y0), (x1, y1) = pos[s], pos[d]
-        ax.annotate(
-            "",
-            xy=(x1, y1),
-            xytext=(x0, y0),
-            arrowprops=dict(
-                arrowstyle="-|>",
-                color=color,
-                lw=1.6,
-                ls="--" if info and info.type == "null" else "-",
-                shrinkA=13,
-                shrinkB=13,
-                connectionstyle=f"arc3,rad={rad}",
-            ),
-        )
-        # label at t=0.6 on the quadratic Bezier that arc3 draws in display space: its control point is the
-        # chord midpoint moved by rad times the chord, rotated
-        (px0, py0), (px1, py1) = to_px((x0, y0)), to_px((x1, y1))
-        cx, cy = (px0 + px1) / 2 + rad * (py1 - py0), (py0 + py1) / 2 - rad * (px1 - px0)
-        t = 0.6
-        lx, ly = from_px(
-            (
-                (1 - t) ** 2 * px0 + 2 * t * (1 - t) * cx + t**2 * px1,
-                (1 - t) ** 2 * py0 + 2 * t * (1 - t) * cy + t**2 * py1,
-            )
-        )
-        ax.text(
-            lx,
-            ly,
-            short_name(op),
-            fontsize=7,
-            color=color,
-            ha="center",
-            va="center",
-            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9),
-        )
-    if two_inputs:
-        for c in cell.concat:
-            ax.annotate(
-                "",
-                xy=pos[n],
-                xytext=pos[c],
-                arrowprops=dict(
-                    arrowstyle="-|>", color="#bbbbbb", lw=0.8, shrinkA=13, shrinkB=13, connectionstyle="arc3,rad=0.1"
-                ),
-            )
+    (px0, py0), (px1, py1) = to_px(a), to_px(b)
+    cx, cy = (px0 + px1) / 2 + rad * (py1 - py0), (py0 + py1) / 2 - rad * (px1 - px0)
+    t = 0.6
+    lx, ly = from_px(
+        ((1 - t) ** 2 * px0 + 2 * t * (1 - t) * cx + t**2 * px1, (1 - t) ** 2 * py0 + 2 * t * (1 - t) * cy + t**2 * py1)
+    )
+    box = dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9)
+    ax.text(lx, ly, short_name(op), fontsize=7, color=color, ha="center", va="center", bbox=box)
+
+
+def _draw_nodes(ax, cell: Cell, pos: dict[int, tuple[float, float]]):
+    n = cell.num_nodes
     for i, (x, y) in pos.items():
         is_input = i < cell.num_inputs
         label = "c_{k}" if i == n else _node_label(cell, i)
-        ax.text(
-            x,
-            y,
-            f"${label}$" if "_" in label else label,
-            ha="center",
-            va="center",
-            fontsize=9,
-            bbox=dict(
-                boxstyle="circle" if not is_input and i != n else "round",
-                fc="#fff2cc" if is_input else ("#d9ead3" if i == n else "#dae8fc"),
-                ec="#444444",
-            ),
+        box = dict(
+            boxstyle="circle" if not is_input and i != n else "round",
+            fc="#fff2cc" if is_input else ("#d9ead3" if i == n else "#dae8fc"),
+            ec="#444444",
         )
+        ax.text(x, y, f"${label}$" if "_" in label else label, ha="center", va="center", fontsize=9, bbox=box)
+
+
+def draw_cell(ax, cell: Cell, title: str = ""):
+    pos = _node_positions(cell)
+    xs = [x for x, _ in pos.values()]
+    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+    ax.set_ylim(-1.7, 1.7)
+    seen: dict[tuple[int, int], int] = {}
+    for op, s, d in cell.edges:
+        k = seen.get((s, d), 0)  # parallel edges between the same nodes bend further, alternating sides
+        seen[(s, d)] = k + 1
+        _draw_edge(ax, op, pos[s], pos[d], rad=(0.12 if d - s == 1 else 0.3) * (1 + k) * (1 if (d + k) % 2 else -1))
+    if cell.num_inputs == 2:  # the concat: the listed nodes feed the cell output
+        style = dict(arrowstyle="-|>", color="#bbbbbb", lw=0.8, shrinkA=13, shrinkB=13, connectionstyle="arc3,rad=0.1")
+        for c in cell.concat:
+            ax.annotate("", xy=pos[cell.num_nodes], xytext=pos[c], arrowprops=style)
+    _draw_nodes(ax, cell, pos)
     ax.set_title(title, fontsize=10)
     ax.axis("off")
 
