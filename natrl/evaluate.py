@@ -16,6 +16,7 @@ table, and :func:`caption` says so.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 
 from natrl import nb201_oracle as oracle
 from natrl.cells import to_arch_str
-from natrl.spaces import NB201_CELLS, nb201_index
+from natrl.spaces import NB201_CELLS, nb201_genotype, nb201_index
 
 
 def _gains(acc, alphas, betas):
@@ -120,10 +121,8 @@ def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=No
             for t, tab in tables.items()
             for g in [_gains(tab, a, betas)]
         }
-    rows["random valid"] = {
-        t: {"mean": float(np.mean(oracle.random_valid_gain(betas, tab, space.mask))), "std": None}
-        for t, tab in tables.items()
-    }
+    random_gain = oracle.random_valid_gain(betas, np.stack(list(tables.values())), space.mask)  # [tables, B]
+    rows["random valid"] = {t: {"mean": float(np.mean(g)), "std": None} for t, g in zip(tables, random_gain)}
     order = [
         "keep-all",
         "random valid",
@@ -150,18 +149,27 @@ def nb201_records(space, betas, alphas: dict, tables: dict, best_of: int) -> lis
     """derived.json: each held-out input and the policy's and the optimum's cells, with their accuracy on the
     selection table (``acc``) and, where there is one, on the report measurement (``report_acc``)."""
 
-    def accs(cell, prefix: str = "") -> dict:
-        i = nb201_index(cell)
-        return {f"{prefix}{'acc' if t == 'reward' else 'report_acc'}": float(tab[i]) for t, tab in tables.items()}
+    keys = {t: "acc" if t == "reward" else "report_acc" for t in tables}
 
+    def accs(i: int, prefix: str = "") -> dict:
+        return {f"{prefix}{keys[t]}": float(tab[i]) for t, tab in tables.items()}
+
+    names = ("policy (1 sample)", "policy (argmax)", f"policy (best of {best_of})", "per-input optimum")
+    cells = {"input": nb201_index(betas)} | {name: nb201_index(alphas[name]) for name in names}
     records = []
     for b in range(len(betas)):
-        rec = {"input": to_arch_str(space.genotype(betas[b]).normal), **accs(betas[b], "input_")}
-        for name in ("policy (1 sample)", "policy (argmax)", f"policy (best of {best_of})", "per-input optimum"):
-            a = alphas[name][b]
-            rec[name] = {"arch_str": to_arch_str(space.genotype(a).normal), **accs(a)}
+        i = int(cells["input"][b])
+        rec = {"input": _arch_str(i), **accs(i, "input_")}
+        for name in names:
+            a = int(cells[name][b])
+            rec[name] = {"arch_str": _arch_str(a), **accs(a)}
         records.append(rec)
     return records
+
+
+@cache
+def _arch_str(index: int) -> str:
+    return to_arch_str(nb201_genotype(index).normal)
 
 
 def markdown_table(results: dict) -> str:

@@ -54,9 +54,13 @@ def best_fixed_rule(betas: np.ndarray, acc: np.ndarray, mask: np.ndarray) -> tup
 
 def random_valid_gain(betas: np.ndarray, acc: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Exact expected gain of choosing each edge's new op uniformly among its valid ones (every valid alpha is
-    equally likely: the valid set is a product of per-edge choices)."""
-    out = np.empty(len(betas))
+    equally likely: the valid set is a product of per-edge choices). ``acc``: one table [15625] -> [B], or
+    several [T, 15625] -> [T, B], from one pass over the valid sets."""
+    acc = np.asarray(acc, dtype=np.float64)
+    tabs = acc.reshape(-1, acc.shape[-1])
+    out = np.empty((len(tabs), len(betas)))
     for start in range(0, len(betas), CHUNK):
         valid = _valid_alphas(betas[start : start + CHUNK], mask)
-        out[start : start + CHUNK] = (valid @ acc) / valid.sum(axis=1)
-    return out - acc[nb201_index(betas)]
+        out[:, start : start + CHUNK] = (tabs @ valid.T) / valid.sum(axis=1)
+    out -= tabs[:, nb201_index(betas)]
+    return out if acc.ndim == 2 else out[0]
