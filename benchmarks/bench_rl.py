@@ -134,7 +134,7 @@ def main_job() -> dict:
         "wall_s": round(wall, 1),
         **timings,
         "imports_and_exit_s": round(wall - sum(timings.values()), 1),
-        "policy_1_sample": results["policy"]["reward"]["mean"] if "policy" in results else None,
+        "policy_1_sample": round(results["rows"]["policy (1 sample)"]["reward"]["mean"], 2),
     }
 
 
