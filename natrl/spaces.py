@@ -184,11 +184,11 @@ class NB201Space(GraphSpace):
     def sample_input(self, rng: np.random.Generator, split: str = "train") -> Genotype:
         """beta ~ p(beta): uniform over the training cells, the held-out cells, or all cells."""
         if split == "all":
-            return self.genotype(self.cell_ops(int(rng.integers(self.num_ops**self.num_edges))))
+            return nb201_genotype(int(rng.integers(self.num_ops**self.num_edges)))
         if split not in ("train", "heldout"):
             raise NatrlError(f"unknown input split '{split}'; choose train, heldout or all")
         cells = self.train_cells if split == "train" else self.heldout_cells
-        return self.genotype(self.cell_ops(int(cells[rng.integers(len(cells))])))
+        return nb201_genotype(int(cells[rng.integers(len(cells))]))
 
     # ---- the genotype-level interface the env uses (the same for every space) -------------------------
     def encode(self, g: Genotype) -> dict:

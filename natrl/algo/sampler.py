@@ -13,6 +13,7 @@ Both draw input slot j of every update from the generator seeded ``seed + j`` (s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -34,12 +35,13 @@ class OneStepBatch:
     def __len__(self) -> int:
         return len(self.rewards)
 
-    @property
+    @cached_property
     def groups(self) -> np.ndarray:
-        """Row i's input id: rows with the same input cell (its ops and edges) share one."""
-        key = np.concatenate([self.obs["op"], self.obs["src"]], axis=1)
-        _, groups = np.unique(key, axis=0, return_inverse=True)
-        return groups.reshape(-1)
+        """Row i's input id (in order of first appearance): rows with the same input cell (its ops and edges)
+        share one."""
+        key = np.ascontiguousarray(np.concatenate([self.obs["op"], self.obs["src"]], axis=1))
+        ids: dict[bytes, int] = {}
+        return np.array([ids.setdefault(row.tobytes(), len(ids)) for row in key], dtype=np.int64)
 
     def samples_per_input(self) -> list[int]:
         return sorted(np.bincount(self.groups).tolist())
