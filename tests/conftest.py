@@ -54,9 +54,11 @@ def load_script(name):
 
 # The fast tier (`pytest -m "not slow"`, under a minute) holds unit tests only. Besides the tests marked slow in
 # their files, these are slow: every test that starts Ray (it uses the ray_session fixture, directly or through
-# another fixture), every bad-input case that needs the real run of test_bad_input.py, and the tests listed in
-# SLOW_TESTS (network builds and training steps measured at over ~0.5 s each on 2 cores).
-SLOW_FIXTURES = {"ray_session"}
+# another fixture), every test that runs a script in a new Python process (the script fixture: 2-3 s of imports
+# each; tests/test_bad_input.py covers the same command lines in-process), every bad-input case that needs the
+# real run of test_bad_input.py, and the tests listed in SLOW_TESTS (network builds and training steps measured
+# at over ~0.5 s each on 2 cores).
+SLOW_FIXTURES = {"ray_session", "script"}
 SLOW_TESTS = (
     "tests/test_costs.py::test_forward_backward_small",
     "tests/test_costs.py::test_cost_matches_paper",
@@ -72,10 +74,11 @@ SLOW_TESTS = (
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        argv = getattr(item, "callspec", None) and item.callspec.params.get("argv") or []
+        params = getattr(item, "callspec", None) and item.callspec.params or {}
+        fixtures = set(getattr(item, "fixturenames", ())) - set(params)  # a parameter may be called script too
         if (
-            SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+            SLOW_FIXTURES & fixtures
             or item.nodeid.startswith(SLOW_TESTS)
-            or "{run" in " ".join(map(str, argv))
+            or "{run" in " ".join(map(str, params.get("argv") or []))
         ):
             item.add_marker(pytest.mark.slow)

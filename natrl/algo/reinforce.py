@@ -67,32 +67,24 @@ class REINFORCEConfig(AlgorithmConfig):
         # The NAT env's connectors hold no state (no observation filters): nothing to sync after every update.
         self._dont_auto_sync_env_runner_states = True
 
-    def training(
-        self,
-        *,
-        lam=NotProvided,
-        m=NotProvided,
-        n=NotProvided,
-        baseline=NotProvided,
-        baseline_decay=NotProvided,
-        sampler=NotProvided,
-        updates_per_iteration=NotProvided,
-        adam_betas=NotProvided,
-        weight_decay=NotProvided,
-        **kwargs,
-    ):
+    # REINFORCE's own settings, accepted by training() next to RLlib's (lr, train_batch_size, ...)
+    OWN_SETTINGS = (
+        "lam",
+        "m",
+        "n",
+        "baseline",
+        "baseline_decay",
+        "sampler",
+        "updates_per_iteration",
+        "adam_betas",
+        "weight_decay",
+    )
+
+    @override(AlgorithmConfig)
+    def training(self, **kwargs):
+        own = {k: kwargs.pop(k) for k in self.OWN_SETTINGS if k in kwargs}
         super().training(**kwargs)
-        for key, value in dict(
-            lam=lam,
-            m=m,
-            n=n,
-            baseline=baseline,
-            baseline_decay=baseline_decay,
-            sampler=sampler,
-            updates_per_iteration=updates_per_iteration,
-            adam_betas=adam_betas,
-            weight_decay=weight_decay,
-        ).items():
+        for key, value in own.items():
             if value is not NotProvided:
                 setattr(self, key, value)
         return self
