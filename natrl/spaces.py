@@ -158,9 +158,6 @@ class NB201Space(GraphSpace):
         self.node_kind = np.array([0, 2, 2, 2], dtype=np.int64)
 
     # ---- cells as op-index vectors -------------------------------------------------------------------
-    def cell_ops(self, index: int) -> np.ndarray:
-        return NB201_CELLS[index].copy()
-
     def genotype(self, ops: np.ndarray) -> Genotype:
         return nb201_genotype(int(nb201_index(ops)))
 

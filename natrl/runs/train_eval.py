@@ -24,31 +24,28 @@ from natrl.rundir import PROGRESS, RunDir, resume_config, seed_everything
 
 KIND = "train_eval"
 
+CIFAR_PAPER = {
+    "layers": 20,
+    "channels": 36,
+    "epochs": 600,
+    "batch_size": 96,
+    "lr": 0.025,
+    "weight_decay": 3e-4,
+    "drop_path": 0.2,
+    "auxiliary_weight": 0.4,
+    "cutout": 16,
+    "label_smoothing": 0.0,
+    "train_subset": 0,
+}
+
 PRESETS = {  # (dataset family, preset) -> the values of the knobs the user left unset
-    ("cifar", "paper"): {
-        "layers": 20,
-        "channels": 36,
-        "epochs": 600,
-        "batch_size": 96,
-        "lr": 0.025,
-        "weight_decay": 3e-4,
-        "drop_path": 0.2,
-        "auxiliary_weight": 0.4,
-        "cutout": 16,
-        "label_smoothing": 0.0,
-        "train_subset": 0,
-    },
-    ("cifar", "tiny"): {
+    ("cifar", "paper"): CIFAR_PAPER,
+    ("cifar", "tiny"): {  # the paper's recipe, small enough for CPU minutes
+        **CIFAR_PAPER,
         "layers": 5,
         "channels": 8,
         "epochs": 2,
         "batch_size": 64,
-        "lr": 0.025,
-        "weight_decay": 3e-4,
-        "drop_path": 0.2,
-        "auxiliary_weight": 0.4,
-        "cutout": 16,
-        "label_smoothing": 0.0,
         "train_subset": 2000,
     },
     ("imagenet", "paper"): {
