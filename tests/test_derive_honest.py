@@ -161,7 +161,7 @@ def test_flags_are_declared_checked_and_kept_to_their_space():
     for bad in ({"select_batches": 0}, {"report_batches": 10**6}):
         with pytest.raises(NatrlError, match="must be"):
             check_config(d.DeriveConfig(run_dir="r", cells=["x"], **bad))
-    with pytest.raises(NatrlError, match="--select-batches apply to darts runs"):
+    with pytest.raises(NatrlError, match="--select-batches applies to darts runs"):
         d.check_space_flags(d.DeriveConfig(run_dir="r", cells=["x"], select_batches=2), "nb201")
     with pytest.raises(NatrlError, match="--report-table apply to nb201 runs"):
         d.check_space_flags(d.DeriveConfig(run_dir="r", cells=["x"], report_table="t.csv"), "darts")

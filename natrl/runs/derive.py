@@ -263,7 +263,8 @@ def check_space_flags(cfg: DeriveConfig, space_name: str):
         given = [f for f in ("select_batches", "report_batches") if getattr(cfg, f) is not None]
         if given:
             flags = " and ".join("--" + f.replace("_", "-") for f in given)
-            raise NatrlError(f"{flags} apply to darts runs (supernet reward batches); this is an nb201 run: drop them")
+            verb, it = ("apply", "them") if len(given) > 1 else ("applies", "it")
+            raise NatrlError(f"{flags} {verb} to darts runs (supernet reward batches); this is an nb201 run: drop {it}")
     elif cfg.table or cfg.report_table:
         raise NatrlError("--table and --report-table apply to nb201 runs; a darts run is scored by its supernet")
 
