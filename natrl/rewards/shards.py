@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from natrl.errors import NatrlError
+from natrl.rewards.supernet import SupernetReward
 
 if TYPE_CHECKING:
     import numpy as np
@@ -211,7 +212,7 @@ def scaled_trainer_kwargs(trainer_kwargs: dict, world_size: int) -> dict:
     return kw
 
 
-class SupernetShards:
+class SupernetShards(SupernetReward):
     """The supernet reward backend seen from the driver: ``num_shards`` SupernetShard actors (one GPU each when
     ``num_gpus > 0``, else one CPU each) in one placement group and one process group.
 
@@ -219,13 +220,12 @@ class SupernetShards:
       the same global batch (``trainer_kwargs["batch_size"]``, as in one process), gradients are summed: the
       step, the steps per epoch and the LR are those of one process. ``batch_per_shard=True`` instead makes
       ``batch_size`` per shard with the linear LR rule (:func:`scaled_trainer_kwargs`).
-    - ``score(genotypes)``: the genotypes are spread over the shards; all score reward batch k (a counter), so
-      R(alpha | beta) compares alpha and beta on the same images whichever shard scores them.
+    - ``score(genotypes)`` (:class:`~natrl.rewards.supernet.SupernetReward`): the distinct genotypes of a call
+      are spread over the shards, which all score the same reward batch, so R(alpha | beta) compares alpha and
+      beta on the same images whichever shard scores them.
     ``placement`` is the placement-group strategy (PACK: as few nodes as fit; SPREAD / STRICT_SPREAD).
     The object is a set of actor handles: it pickles, so RLlib's env copies share the same shards.
     """
-
-    space = "darts"
 
     def __init__(
         self,
@@ -238,9 +238,11 @@ class SupernetShards:
         placement: str = "PACK",
         reserve_timeout_s: float = 300.0,
         sync_batchnorm: bool = True,
+        cache_rewards: bool = False,
     ):
         self.world_size, self.num_gpus = num_shards, num_gpus
         kw = trainer_kwargs or {}
+        SupernetReward.__init__(self, kw.get("space", "darts"), cache_rewards)
         kw = scaled_trainer_kwargs(kw, num_shards) if batch_per_shard else kw
         self._args = (vocab, data, kw)
         self.placement, self.reserve_timeout_s = placement, reserve_timeout_s
@@ -249,7 +251,6 @@ class SupernetShards:
         self.restarts = 0
         self.pg: Any = None
         self._start()
-        self.batch_counter = 0
 
     def _bundle(self) -> dict:
         return {"CPU": 1, "GPU": 1} if self.num_gpus else {"CPU": 1}
@@ -337,12 +338,12 @@ class SupernetShards:
         steps = min(self.steps_per_epoch, max_steps or self.steps_per_epoch)
         betas = [sample() for _ in range(steps)]
         stats = self._run(lambda: [s.train_epoch.remote(betas, max_steps) for s in self.shards])
+        self.new_weights()
         return combine_epoch_stats(stats)
 
-    def score(self, genotypes) -> np.ndarray:
+    def _score_distinct(self, genotypes: list, k: int) -> np.ndarray:
         import numpy as np
 
-        k, self.batch_counter = self.batch_counter, self.batch_counter + 1
         chunks = np.array_split(np.arange(len(genotypes)), min(self.world_size, len(genotypes)))
         return np.concatenate(
             self._run(lambda: [s.score.remote([genotypes[i] for i in c], k) for s, c in zip(self.shards, chunks)])
@@ -360,6 +361,7 @@ class SupernetShards:
         self._run(lambda: [s.load_state_dict.remote(state["shard"]) for s in self.shards])
         self.batch_counter = state["batch_counter"]
         self.last_state = state
+        self.cache.clear()
 
     def shutdown(self):
         import ray

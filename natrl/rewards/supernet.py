@@ -1,4 +1,5 @@
-"""Supernet reward: validation accuracy of DARTS-space cells on a weight-sharing supernet (NAT Algorithm 1).
+"""Supernet reward: validation accuracy of cells on a weight-sharing supernet (NAT Algorithm 1), for the DARTS
+space (natrl.nets.supernet) and the NAS-Bench-201 space (natrl.nets.nb201_supernet).
 
 ``SupernetTrainer`` is the compute a supernet shard holds: the supernet, its SGD optimizer and cosine schedule,
 the 40% split (weights; augmented) and the 60% split (reward; never augmented) as device batches.
@@ -7,9 +8,9 @@ the 40% split (weights; augmented) and the 60% split (reward; never augmented) a
   global batch (same seeded order and augmentation) and trains its slice of it, with the loss summed and
   divided by the global batch size: summed gradients (``after_backward``) and global BatchNorm statistics then
   give exactly the step one process takes on the whole batch, with as many steps per epoch.
-- ``score(genotypes, batch_index)``: accuracy of each genotype on reward batch ``batch_index`` of a fixed
-  seeded sequence, under no_grad, so that R(alpha | beta) = acc(alpha) - acc(beta) compares them on identical
-  images, on whichever replica scores them.
+- ``score(genotypes, batch_index)``: accuracy of each genotype on reward batch ``batch_index`` (of
+  ``reward_batch`` images, default ``batch_size``) of a fixed seeded sequence, under no_grad, so that
+  R(alpha | beta) = acc(alpha) - acc(beta) compares them on identical images, on whichever replica scores them.
 - ``state_dict`` / ``load_state_dict``: supernet, optimizer, schedule, batch-order RNGs, batch cursor.
 The Ray actors that hold one trainer per GPU (or CPU) shard build on this class.
 """
@@ -24,16 +25,83 @@ import torch.nn.functional as F
 
 from natrl.cells import Genotype
 from natrl.datasets import DeviceBatches, split_indices
+from natrl.nets.nb201_supernet import NB201Supernet
 from natrl.nets.supernet import Supernet
 
 
-class SupernetTrainer:
-    space = "darts"
+class SupernetReward:
+    """The reward calls of a supernet backend: which reward batch a call scores on, and the per-epoch cache.
 
+    ``score(genotypes)``: accuracy of each genotype; the distinct ones are scored once (``_score_distinct``,
+    the subclass's compute) on one reward batch. Algorithm 1: every call takes the next batch (a counter).
+    With ``cache_rewards``, every call between two supernet epochs scores on the same batch (one per epoch)
+    and a cell is scored once per epoch: the weights do not change between epochs, so the cache returns
+    exactly what scoring again would. ``new_weights()`` is called after each supernet epoch.
+    """
+
+    def __init__(self, space: str, cache_rewards: bool = False):
+        self.space, self.cache_rewards = space, cache_rewards
+        self.batch_counter = 0
+        self.cache: dict[Genotype, float] = {}  # this epoch's accuracies (cache_rewards)
+
+    def _score_distinct(self, genotypes: list[Genotype], batch_index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def score(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        if self.cache_rewards:
+            new = [g for g in dict.fromkeys(genotypes) if g not in self.cache]
+            if new:
+                self.cache.update(zip(new, self._score_distinct(new, self.batch_counter)))
+            return np.array([self.cache[g] for g in genotypes], dtype=np.float64)
+        k, self.batch_counter = self.batch_counter, self.batch_counter + 1
+        distinct = list(dict.fromkeys(genotypes))  # a cell twice in one call scores the same on one batch
+        acc = dict(zip(distinct, self._score_distinct(distinct, k)))
+        return np.array([acc[g] for g in genotypes], dtype=np.float64)
+
+    def new_weights(self):
+        """The supernet trained: with the cache, the next epoch's rewards are scored afresh on the next batch."""
+        if self.cache_rewards:
+            self.cache.clear()
+            self.batch_counter += 1
+
+
+class LocalSupernet(SupernetReward):
+    """A supernet reward backend in this process, without Ray (tests, notebooks): one SupernetTrainer."""
+
+    def __init__(self, vocab, data: dict, cache_rewards: bool = False, **trainer_kwargs):
+        self.trainer = SupernetTrainer(vocab, data, **trainer_kwargs)
+        super().__init__(self.trainer.space, cache_rewards)
+
+    def train_epoch(self, sample: Callable[[], Genotype], max_steps: int | None = None) -> dict:
+        stats = self.trainer.train_epoch(sample, max_steps=max_steps)
+        self.new_weights()
+        return stats
+
+    def _score_distinct(self, genotypes: list[Genotype], batch_index: int) -> np.ndarray:
+        return self.trainer.score(genotypes, batch_index)
+
+    def state_dict(self) -> dict:
+        return {"shard": self.trainer.state_dict(), "batch_counter": self.batch_counter}
+
+    def load_state_dict(self, state: dict):
+        self.trainer.load_state_dict(state["shard"])
+        self.batch_counter = state["batch_counter"]
+        self.cache.clear()
+
+
+def build_supernet(space: str, vocab, preset: str, num_intermediate: int) -> Supernet | NB201Supernet:
+    """The supernet of ``space``; ``preset`` tiny / paper (on nb201: the CPU preset / NB201's C=16, N=5)."""
+    if space == "nb201":
+        return NB201Supernet({"tiny": "cpu", "paper": "nb201"}.get(preset, preset), vocab=vocab)
+    return Supernet(vocab, preset, num_intermediate=num_intermediate)
+
+
+class SupernetTrainer:
     def __init__(
         self,
         vocab,
         data: dict,
+        space: str = "darts",
         preset="tiny",
         batch_size: int = 64,
         lr: float = 0.01,
@@ -47,18 +115,20 @@ class SupernetTrainer:
         shard: tuple[int, int] = (0, 1),
         num_intermediate: int = 4,
         dtype: torch.dtype = torch.float32,
+        reward_batch: int | None = None,
     ):
         torch.manual_seed(seed)
+        self.space = space
         self.device = torch.device(device)
         self.dtype = dtype  # float64 only for exactness checks (shards vs one process)
-        self.net = Supernet(vocab, preset, num_intermediate=num_intermediate).to(self.device, dtype)
+        self.net = build_supernet(space, vocab, preset, num_intermediate).to(self.device, dtype)
         w_idx, r_idx = split_indices(len(data["train_y"]), weights_frac, seed)
         self.rank, self.world = shard  # every shard holds the whole split and trains its slice of each batch
         self.weights = DeviceBatches(
             data["train_x"][w_idx], data["train_y"][w_idx], batch_size, device, augment=True, seed=seed
         )
         self.reward = DeviceBatches(
-            data["train_x"][r_idx], data["train_y"][r_idx], batch_size, device, augment=False, seed=seed + 1
+            data["train_x"][r_idx], data["train_y"][r_idx], reward_batch or batch_size, device, seed=seed + 1
         )
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         # cosine from lr to lr_min over ``epochs`` (the released code's floor equalled its start: constant lr)

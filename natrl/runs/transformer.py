@@ -131,9 +131,14 @@ class TrainConfig(RunConfig):
     rule: Literal["natpp", "nat"] = knob("natpp", "transition rule: natpp (two-level) or nat (keep / null / skip)")
     space: Literal["nb201", "darts"] = knob("nb201", "search space: nb201 (one cell) or darts (normal + reduction)")
     reward: Literal["nb201", "supernet"] = knob(
-        "nb201", "reward: nb201 (tabular, nb201 space) or supernet (darts space, Algorithm 1)"
+        "nb201", "reward: nb201 (the tabular NAS-Bench-201 reward) or supernet (Algorithm 1, darts or nb201 space)"
     )
-    table: str | None = knob(None, "NB201 table the reward reads (default: analog-nasbench's data.anb)", metavar="PATH")
+    table: str | None = knob(
+        None,
+        "NB201 table the reward reads (default: analog-nasbench's data.anb); with --reward supernet only the "
+        "evaluation against the truth reads it, never the search",
+        metavar="PATH",
+    )
     report_table: str | None = knob(None, "a second NB201 table (official CSV) to report on as well", metavar="PATH")
     policy: Literal["gcn", "lstm", "random"] = knob(
         "gcn", "encoder: gcn, lstm, or random (uniform over valid transitions, not trained)"
@@ -170,7 +175,9 @@ class TrainConfig(RunConfig):
         None, "CIFAR-10 for the supernet: cifar-10-batches-py, image folder or .tar.gz", metavar="PATH"
     )
     supernet_size: Literal["tiny", "paper"] = knob(
-        "tiny", "supernet size: tiny (C=8, 5 cells; CPU minutes) or paper (C=20, 8 cells)"
+        "tiny",
+        "supernet size: tiny (darts: C=8, 5 cells; nb201: C=8, 1 cell a stage; CPU minutes) or paper (darts: C=20, "
+        "8 cells; nb201: NAS-Bench-201's C=16, 5 cells a stage)",
     )
     intermediate_nodes: int = knob(4, "k of the darts space: 4 (DARTS-like cells) or 5 (ENAS-like cells)", ge=1, le=8)
     epochs: int = knob(3, "supernet epochs of Algorithm 1", ge=1, le=100000)
@@ -180,6 +187,27 @@ class TrainConfig(RunConfig):
     )
     supernet_steps: int = knob(
         0, "cap on supernet steps per epoch (0 = a full pass over the 40% split)", ge=0, le=10**8
+    )
+    reward_images: int = knob(
+        0,
+        "supernet reward: images per reward evaluation (0 = --supernet-batch: one batch, Algorithm 1)",
+        ge=0,
+        le=10**6,
+    )
+    reward_cache: bool = knob(
+        False,
+        "supernet reward: score every reward of an epoch on the same images, each cell once per epoch (exact: "
+        "the supernet does not change between its epochs); default: a new batch per update (Algorithm 1)",
+    )
+    warmup_epochs: int = knob(
+        0, "supernet epochs before the first policy update (Algorithm 1: 0, the policy learns from epoch 1)", ge=0
+    )
+    corr_pairs: int = knob(
+        500,
+        "nb201 space, --reward supernet: (alpha, beta) pairs whose supernet reward is rank-correlated with the "
+        "table's true gain after every supernet epoch (correlation.csv); 0 = off",
+        ge=0,
+        le=10**6,
     )
     cpu_shards: int = knob(1, "supernet shards when --num-gpus 0 (with --num-gpus N: one shard per GPU)", ge=1, le=1024)
     eval_inputs: int = knob(20, "random inputs derived and scored at the end of a supernet run", ge=1, le=100000)
@@ -221,8 +249,13 @@ class TrainConfig(RunConfig):
                 f"--preset {self.preset} is the {PAPERS[self.preset]} recipe (rule {paper_rule}), not --rule "
                 f"{self.rule}; use --preset {self.rule} (train_{self.rule}.py) or --preset natrl"
             )
-        if (self.space == "darts") != (self.reward == "supernet"):
-            raise NatrlError("the darts space needs --reward supernet and the nb201 space --reward nb201")
+        if self.space == "darts" and self.reward != "supernet":
+            raise NatrlError("the darts space needs --reward supernet (no table knows its cells)")
+        if self.warmup_epochs >= self.epochs and self.iters:
+            raise NatrlError(
+                f"--warmup-epochs {self.warmup_epochs} leaves no epoch of the {self.epochs} for policy updates; "
+                "make it smaller than --epochs"
+            )
         if self.space == "nb201" and self.intermediate_nodes != 4:
             raise NatrlError("--intermediate-nodes applies to the darts space; NAS-Bench-201 cells are fixed")
         if self.reward == "supernet" and not self.data:
@@ -241,8 +274,8 @@ class TrainConfig(RunConfig):
             )
         if self.env_runners and self.reward == "supernet":
             raise NatrlError("--env-runners applies to --reward nb201: the supernet shards serve the driver's sampler")
-        if self.reward == "supernet" and (self.table or self.report_table):
-            raise NatrlError("--table and --report-table apply to --reward nb201")
+        if self.space == "darts" and (self.table or self.report_table):
+            raise NatrlError("--table and --report-table apply to the nb201 space")
 
 
 @dataclass
@@ -255,14 +288,19 @@ class Inputs:
 
 
 def load_inputs(cfg: TrainConfig) -> Inputs:
+    """Everything the run reads from files. On the nb201 space the table is the tabular reward, or, with
+    ``--reward supernet``, the truth the evaluation compares with (the search never reads it)."""
+    inputs = Inputs()
     if cfg.reward == "supernet":
         from natrl.datasets import load_cifar10
 
-        return Inputs(data=load_cifar10(cfg.data))
-    from natrl.rewards import NB201Table
+        inputs.data = load_cifar10(cfg.data)
+    if cfg.space == "nb201":
+        from natrl.rewards import NB201Table
 
-    report = NB201Table.load(cfg.report_table) if cfg.report_table else None
-    return Inputs(table=NB201Table.load(cfg.table), report=report)
+        inputs.report = NB201Table.load(cfg.report_table) if cfg.report_table else None
+        inputs.table = NB201Table.load(cfg.table)
+    return inputs
 
 
 def build_algo(cfg: TrainConfig, backend=None):
@@ -392,9 +430,12 @@ class TransformerRun:
             num_shards=shards,
             num_gpus=cfg.num_gpus,
             batch_per_shard=cfg.supernet_batch_per_shard,
+            cache_rewards=cfg.reward_cache,
             trainer_kwargs={
+                "space": cfg.space,
                 "preset": cfg.supernet_size,
                 "batch_size": cfg.supernet_batch,
+                "reward_batch": cfg.reward_images or None,
                 "epochs": cfg.epochs,
                 "seed": cfg.seed,
                 "num_intermediate": cfg.intermediate_nodes,
@@ -529,6 +570,8 @@ class TransformerRun:
         self.run.write_csv("convergence.csv", self.curve)
 
     def search_supernet(self):
+        """Algorithm 1: per epoch one supernet pass on the 40% split, then the policy updates (from epoch
+        ``warmup_epochs + 1``) scored on the 60% split; on nb201 a correlation point after every epoch."""
         cfg = self.cfg
         for epoch in range(self.done_epochs + 1, cfg.epochs + 1):
             stats = self.backend.train_epoch(
@@ -539,10 +582,24 @@ class TransformerRun:
                 f"  lr {stats['lr']:.4f}  {time.time() - self.started:6.1f}s",
                 flush=True,
             )
-            for done in range(0, self.iters, UPDATES_PER_ITERATION):
-                self.policy_updates(min(UPDATES_PER_ITERATION, self.iters - done), epoch=epoch)
+            if cfg.space == "nb201" and cfg.corr_pairs:
+                self.correlation_point(epoch, stats)
+            if epoch > cfg.warmup_epochs:
+                for done in range(0, self.iters, UPDATES_PER_ITERATION):
+                    self.policy_updates(min(UPDATES_PER_ITERATION, self.iters - done), epoch=epoch)
             self.done_epochs = epoch
             self.checkpoint()
+
+    def correlation_point(self, epoch: int, stats: dict):
+        """The supernet's R(alpha | beta) against the table's true gain (evaluation only: nothing learns from it)."""
+        from natrl.truth import correlation_point, random_pairs
+
+        pairs = random_pairs(self.space, self.cfg.corr_pairs, seed=self.cfg.seed)
+        point = correlation_point(self.backend, self.space, self.inputs.table, self.inputs.report, pairs)
+        self.curve.append({"epoch": epoch, "supernet_loss": round(stats["loss"], 4), **point})
+        self.run.write_csv("correlation.csv", self.curve)
+        taus = ", ".join(f"{k} {v:+.3f}" for k, v in point.items() if k.startswith("kendall"))
+        print(f"epoch {epoch}: supernet R vs true gain over {point['pairs']} pairs: {taus}", flush=True)
 
     # ---- outputs -------------------------------------------------------------------------------------
     def save_policy(self):
@@ -571,6 +628,22 @@ class TransformerRun:
             "search_seconds": search_seconds,
             "reward_evaluations": len(self.progress.rows) * cfg.m * cfg.n,
         }
+        if self.supernet and cfg.space == "nb201":
+            from natrl.truth import evaluate_nb201_supernet, truth_markdown
+
+            print(f"deriving {cfg.eval_inputs} held-out inputs; true gains from {self.inputs.table.label} ...")
+            results, records = evaluate_nb201_supernet(
+                module,
+                self.space,
+                self.backend,
+                self.inputs.table,
+                self.inputs.report,
+                cfg.eval_inputs,
+                cfg.best_of,
+                seed=cfg.seed,
+            )
+            results.update(common, train_seconds=round(time.time() - self.started, 1), correlation=self.curve)
+            return results, records, f"# {name}\n\n{truth_markdown(results)}\n"
         if self.supernet:
             from natrl.evaluate import evaluate_supernet, supernet_markdown
 

@@ -1,0 +1,156 @@
+"""The supernet reward against ground truth on the NAS-Bench-201 space (the table is never read by the search).
+
+Two measurements, both made *after* the fact, never fed back into the supernet or the policy:
+- :func:`correlation_point`: after a supernet epoch, the supernet's reward R(alpha | beta) of fixed seeded
+  (alpha, beta) pairs (beta a held-out input, alpha a uniformly random valid transformation of it) against
+  the true gain on the selection table and on the report measurement: Kendall tau and Spearman rho.
+- :func:`evaluate_nb201_supernet`: held-out inputs transformed by the trained policy (1 sample, argmax, best
+  of k *chosen by the supernet*), their true gains, next to the table's references (random valid, the best
+  fixed per-op rule and the per-input optimum, both chosen on the selection table: oracles the search never
+  had).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from natrl import nb201_oracle as oracle
+from natrl.evaluate import _gains, nb201_records, policy_actions, report_measurement
+from natrl.spaces import NB201_CELLS, nb201_genotype, nb201_index
+
+
+def rank_correlations(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Kendall tau-b and Spearman rho of two score vectors (ties handled by scipy's tie corrections)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    tau = kendalltau(x, y).statistic
+    rho = spearmanr(x, y).statistic
+    return {"kendall": round(float(tau), 4), "spearman": round(float(rho), 4)}
+
+
+def random_pairs(space, num_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(alphas, betas) op-index arrays [P, 6]: betas drawn from the held-out inputs, each alpha a uniformly
+    random valid transformation of its beta (one op per edge among the rule's allowed ones)."""
+    rng = np.random.default_rng(seed)
+    betas = NB201_CELLS[rng.choice(space.heldout_cells, num_pairs, replace=len(space.heldout_cells) < num_pairs)]
+    allowed = space.mask[betas]  # [P, 6, K]
+    u = rng.random(allowed.shape) * allowed  # uniform among the allowed ops of each edge
+    return u.argmax(-1), betas
+
+
+def supernet_gains(backend, alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """R(alpha | beta) on the supernet for op-index arrays: every distinct cell scored once, in one call."""
+    cells = np.unique(np.concatenate([nb201_index(alphas), nb201_index(betas)]))
+    acc = np.full(len(NB201_CELLS), np.nan)
+    acc[cells] = backend.score([nb201_genotype(int(i)) for i in cells])
+    return _gains(acc, alphas, betas)
+
+
+def correlation_point(backend, space, table, report, pairs: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """Rank correlation of the supernet's R(alpha | beta) with the true gain, on each measurement."""
+    alphas, betas = pairs
+    predicted = supernet_gains(backend, alphas, betas)
+    point: dict[str, Any] = {"pairs": len(betas)}
+    report_acc, _ = report_measurement(table, report)
+    for name, acc in (("select", table.accuracy), ("report", report_acc)):
+        if acc is not None:
+            corr = rank_correlations(predicted, _gains(acc, alphas, betas))
+            point.update({f"{k}_{name}": v for k, v in corr.items()})
+    return point
+
+
+def _pick_by_supernet(backend, samples: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """Per input, the sample with the highest supernet accuracy (the papers' derive; ties: the first)."""
+    S, B, _ = samples.shape
+    flat = samples.reshape(S * B, -1)
+    cells = np.unique(nb201_index(flat))
+    acc = np.full(len(NB201_CELLS), -np.inf)
+    acc[cells] = backend.score([nb201_genotype(int(i)) for i in cells])
+    scores = acc[nb201_index(flat)].reshape(S, B)
+    return samples[scores.argmax(0), np.arange(B)]
+
+
+@torch.no_grad()
+def evaluate_nb201_supernet(module, space, backend, table, report, num_inputs: int, best_of: int, seed: int):
+    """(results, records): mean true gains over ``num_inputs`` random held-out inputs; the policy's best of k
+    is chosen by the supernet, every other pick on the selection table; all reported on both measurements."""
+    rng = np.random.default_rng(seed)
+    held = rng.choice(space.heldout_cells, min(num_inputs, len(space.heldout_cells)), replace=False)
+    betas = NB201_CELLS[np.sort(held)]
+    argmax, samples = policy_actions(module, space.observe_batch(betas), best_of, torch.Generator().manual_seed(seed))
+    acc = table.accuracy
+    opt_idx, _ = oracle.per_input_optimum(betas, acc, space.mask)
+    rule, _ = oracle.best_fixed_rule(NB201_CELLS[space.train_cells], acc, space.mask)
+    best_k = f"policy (best of {best_of}, chosen by the supernet)"
+    alphas = {
+        "keep-all": betas,
+        "best fixed per-op rule": rule[betas],
+        "per-input optimum": NB201_CELLS[opt_idx],
+        "policy (1 sample)": samples[0],
+        "policy (argmax)": argmax,
+        best_k: _pick_by_supernet(backend, samples, betas),
+    }
+    report_acc, report_label = report_measurement(table, report)
+    tables = {"reward": acc} | ({"report": report_acc} if report_acc is not None else {})
+    rows: dict[str, dict[str, dict[str, Any]]] = {
+        name: {
+            t: {"mean": float(np.mean(g)), "std": float(np.std(g))}
+            for t, tab in tables.items()
+            for g in [_gains(tab, a, betas)]
+        }
+        for name, a in alphas.items()
+    }
+    random_gain = oracle.random_valid_gain(betas, np.stack(list(tables.values())), space.mask)
+    rows["random valid"] = {t: {"mean": float(np.mean(g)), "std": None} for t, g in zip(tables, random_gain)}
+    order = [
+        "keep-all",
+        "random valid",
+        "best fixed per-op rule",
+        "per-input optimum",
+        "policy (1 sample)",
+        "policy (argmax)",
+        best_k,
+    ]
+    results = {
+        "num_inputs": int(len(betas)),
+        "selected_on": table.label,
+        "picks": f"the policy's best of {best_of} is chosen by the supernet; the fixed rule (on the training "
+        f"inputs) and the per-input optimum are chosen on {table.label}: oracles the search never had",
+        "reported_on": report_label,
+        "rows": {k: rows[k] for k in order},
+        "all_heldout": _all_heldout(module, space, tables, seed),
+        "best_fixed_rule": {space.ops[i]: space.ops[j] for i, j in enumerate(rule)},
+    }
+    records = nb201_records(space, betas, {**alphas, f"policy (best of {best_of})": alphas[best_k]}, tables, best_of)
+    return results, records
+
+
+def _all_heldout(module, space, tables: dict, seed: int) -> dict:
+    """1 sample and argmax on *every* held-out input (no supernet needed): comparable with the tabular runs."""
+    betas = NB201_CELLS[space.heldout_cells]
+    argmax, samples = policy_actions(module, space.observe_batch(betas), 1, torch.Generator().manual_seed(seed))
+    return {
+        "num_inputs": int(len(betas)),
+        **{
+            f"{name}_{t}": float(np.mean(_gains(tab, a, betas)))
+            for name, a in (("sample", samples[0]), ("argmax", argmax))
+            for t, tab in tables.items()
+        },
+    }
+
+
+def truth_markdown(results: dict) -> str:
+    from natrl.evaluate import markdown_table
+
+    held = results["all_heldout"]
+    tables = [t for t in ("reward", "report") if f"sample_{t}" in held]
+    line = ", ".join(f"{t}: 1 sample {held[f'sample_{t}']:+.2f}, argmax {held[f'argmax_{t}']:+.2f}" for t in tables)
+    return (
+        f"True accuracy gain (points) of {results['num_inputs']} random held-out inputs. Picks: "
+        f"{results['picks']}. Report: {results['reported_on'] or results['selected_on']}.\n\n"
+        f"{markdown_table(results)}\n\n"
+        f"On all {held['num_inputs']} held-out inputs ({line}).\n"
+    )
