@@ -8,6 +8,8 @@ Run:
     python experiments/train_eval.py --arch ResNet20 --data CIFAR10       # a hand-crafted network (NAT++ Table 1)
     python experiments/train_eval.py --arch NATv2_ResNet20.json --data CIFAR10   # its derived cell, same network
     python experiments/train_eval.py --resume runs/RUN_DIR          # continue a killed run exactly
+    python experiments/train_eval.py --arch NATv2_DARTS --dataset imagenet --data IMAGENET --num-gpus 8  # 8 GPU ranks
+    python experiments/train_eval.py --arch NATv2_DARTS --data CIFAR10 --preset tiny --ranks 2   # 2 CPU ranks (gloo)
 
 --arch takes a registry name (NAT_DARTS), a genotype JSON file (what derive.py and search_itnas.py write), a
 Genotype(...) text or a NAS-Bench-201 arch_str; a hand-crafted network name (VGG16, ResNet20, ResNet56,
@@ -20,6 +22,10 @@ C=8, 2 epochs on 2,000 images. --recipe (default auto) follows the papers' rule:
 cells; hand-crafted networks without cutout (batch 128, lr 0.1, wd 5e-4, 200 epochs); the random cells R1..R5
 of NAT++ Table 4 with batch 128 and no cutout. Every knob can be set on its own (--epochs 50 --channels 16).
 The test set is evaluated after each epoch for the log only; the reported accuracy is the final epoch's.
+--ranks N (unset: --num-gpus when above 1) trains data-parallel in N processes on this machine (DDP; NCCL with a
+GPU per rank, gloo on CPU) with the one-process recipe: --batch-size is the global batch, each rank trains its
+slice, BatchNorm uses the global batch's statistics; rank 0 writes the run directory, and --resume restores every
+rank (docs/train_eval.md).
 
 Expect: the run directory (runs/eval-<arch>-<dataset>-s<seed>-<time>, or --out) gets config.json,
 progress.csv (per epoch: lr, loss, train and test accuracy, seconds), log.txt, checkpoint.pt (every epoch) and

@@ -199,6 +199,7 @@ def test_help_shows_the_knob_docs(te, capsys):
     assert e.value.code == 0
     assert "drop-path probability" in out and "preset paper 600 (ImageNet 250)" in out and "--resume DIR" in out
     assert "<= 0.99" in out and "{cifar10,cifar100,imagenet}" in out
+    assert "--ranks RANKS" in out and "DistributedDataParallel" in out
 
 
 # ---- bad input -------------------------------------------------------------------------------------------
@@ -223,7 +224,12 @@ def test_nan_lr_is_one_line_and_writes_nothing(script, tmp_path, cifar):
         (["--data", "DATA", "--batch-size", "0"], "--batch-size must be >= 1"),
         (["--data", "DATA", "--batch-size", "1"], "BatchNorm needs at least 2 images"),
         (["--data", "DATA", "--drop-path", "1"], "--drop-path must be <= 0.99"),
-        (["--data", "DATA", "--num-gpus", "2"], "--num-gpus must be <= 1"),
+        (["--data", "DATA", "--num-gpus", "2"], "--num-gpus 2 but no CUDA devices are visible"),
+        (["--data", "DATA", "--num-gpus", "65"], "--num-gpus must be <= 64"),
+        (["--data", "DATA", "--ranks", "0"], "--ranks must be >= 1"),
+        (["--data", "DATA", "--ranks", "3", "--num-gpus", "2"], "every rank trains on a GPU of its own"),
+        (["--data", "DATA", "--ranks", "2", "--batch-size", "1"], "BatchNorm needs at least 2 images"),
+        (["--data", "DATA", "--ranks", "3", "--batch-size", "2"], "at least one image of each global batch"),
         (["--data", "DATA", "--dataset", "svhn"], "invalid choice: 'svhn'"),
         (["--arch", "NoSuchNet", "--data", "DATA"], "unknown architecture 'NoSuchNet'"),
         (["--arch", "Genotype(normal=[(", "--data", "DATA"], "cannot parse DARTS text"),

@@ -6,6 +6,10 @@ and checked before the run directory is created (:func:`prepare`, :func:`open_re
 progress.csv (one row per epoch), log.txt, checkpoint.pt (after every epoch; ``--resume`` continues from it
 exactly) and results.json (params, MAdds, final test accuracy, model / method labels for ``analysis/``).
 A loss that becomes NaN or infinite stops the run with an error; no results are written from it.
+
+``--ranks N`` trains data-parallel in N processes on this machine (:mod:`natrl.ddp`: DDP, NCCL on GPUs, gloo on
+CPU) with the one-process recipe: the same global batches, LR and steps, BatchNorm on global-batch statistics.
+Rank 0 writes the run directory; the checkpoint holds every rank's RNG state, so a resume restores every rank.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from natrl import ddp
 from natrl.config import RunConfig, check_config, knob
 from natrl.errors import NatrlError
-from natrl.rundir import PROGRESS, RunDir, resume_config, seed_everything
+from natrl.rundir import PROGRESS, RunDir, check_new_run_dir, resume_config, seed_everything
 
 KIND = "train_eval"
 
@@ -185,7 +190,15 @@ class EvalConfig(RunConfig):
         None, "method label for the analysis tables: /, NAT, NAT++, ITNAS ... (default: from the name)"
     )
     seed: int = knob(0, "seeds torch, numpy and the data order", ge=0, le=2**31 - 1)
-    num_gpus: int = knob(0, "0 = CPU, 1 = one GPU (single-process training)", ge=0, le=1)
+    num_gpus: int = knob(0, "0 = CPU; N = N GPUs of this machine, one per rank (--ranks; unset, it is N)", ge=0, le=64)
+    ranks: int | None = knob(
+        None,
+        "data-parallel training processes on this machine (DistributedDataParallel: NCCL on GPUs, gloo on "
+        "CPU), each training its slice of every global batch: the batch size, LR and steps of one process, "
+        "BatchNorm on the global batch's statistics; unset: --num-gpus if above 1, else 1",
+        ge=1,
+        le=64,
+    )
     workers: int = knob(4, "ImageNet data-loader worker processes", ge=0, le=256)
     out: str | None = knob(None, "run directory (default runs/eval-<arch>-<dataset>-s<seed>-<time>)", metavar="DIR")
     resume: str | None = knob(
@@ -212,7 +225,7 @@ class EvalConfig(RunConfig):
         values.update(RECIPES.get((recipe, family, self.preset), {}))
         if network:  # depth and widths are the network's own
             values.update(layers=None, channels=None)
-        return {**values, "network": network, "recipe": recipe}
+        return {**values, "network": network, "recipe": recipe, "ranks": max(self.num_gpus, 1)}
 
     def validate(self) -> None:
         if self.resume:
@@ -291,7 +304,7 @@ def load_arch(spec: str):
 class CifarData:
     """Train/test batches of CIFAR-10/100 on the device (augmentation on the device, as for the supernet)."""
 
-    def __init__(self, cfg: EvalConfig, device):
+    def __init__(self, cfg: EvalConfig, device, rank: int = 0, world: int = 1):
         import numpy as np
 
         from natrl.datasets import DeviceBatches, load_cifar10
@@ -311,9 +324,16 @@ class CifarData:
         )
         self.test = DeviceBatches(d["test_x"], d["test_y"], 256, device)
         self.num_classes = int(max(d["train_y"].max(), d["test_y"].max())) + 1
+        self.train_size, self.rank, self.world = len(keep), rank, world
 
     def train_batches(self):
-        return self.train.batches(shuffle=True)
+        """This rank's slice of every global batch (every rank draws and augments the same global batches)."""
+        if self.world == 1:
+            yield from self.train.batches(shuffle=True)
+            return
+        for x, y in self.train.batches(shuffle=True):
+            part = ddp.shard(len(y), self.rank, self.world)
+            yield x[part], y[part]
 
     def test_batches(self):
         return self.test.batches(shuffle=False)
@@ -339,7 +359,7 @@ def _image_folder(root: Path, transform):
 class ImageNetData:
     """ImageNet folders DIR/{train,val}/<class>/*.JPEG through torchvision (an optional dependency)."""
 
-    def __init__(self, cfg: EvalConfig, device):
+    def __init__(self, cfg: EvalConfig, device, rank: int = 0, world: int = 1):
         try:
             import torchvision.transforms as T
         except ImportError:
@@ -376,14 +396,18 @@ class ImageNetData:
         if cfg.train_subset:
             train = torch.utils.data.Subset(train, range(min(cfg.train_subset, len(train))))
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        # DataLoader(shuffle=True)'s own sampler, each rank loading its slice of every global batch
+        batches = torch.utils.data.BatchSampler(
+            torch.utils.data.RandomSampler(train, generator=self.generator), cast(int, cfg.batch_size), False
+        )
         self.train = torch.utils.data.DataLoader(
             train,
-            cfg.batch_size,
-            shuffle=True,
+            batch_sampler=ddp.ShardedBatches(batches, rank, world) if world > 1 else batches,
             generator=self.generator,
             num_workers=cfg.workers,
             pin_memory=device.type == "cuda",
         )
+        self.train_size = len(train)
         self.test = torch.utils.data.DataLoader(val, 128, num_workers=cfg.workers)
         self.num_classes, self.device = len(val.classes), device
 
@@ -433,6 +457,12 @@ class Setup:
     opt: Any
     sched: Any
     loss_fn: Any
+    train_net: Any = None  # what trains: ``net`` itself, or ``net`` in DDP (rank ``rank`` of ``world``)
+    rank: int = 0
+    world: int = 1
+
+    def __post_init__(self):
+        self.train_net = self.net if self.train_net is None else self.train_net
 
 
 def make_loss(cfg: EvalConfig):
@@ -441,28 +471,36 @@ def make_loss(cfg: EvalConfig):
     return torch.nn.CrossEntropyLoss(label_smoothing=cast(float, cfg.label_smoothing))
 
 
-def prepare(cfg: EvalConfig) -> Setup:
-    """Read the architecture and the data, build the network and its optimizer; NatrlError on bad input."""
+def ranks_of(cfg: EvalConfig) -> int:
+    return cfg.ranks or 1  # None: a run directory written before --ranks existed
+
+
+def prepare(cfg: EvalConfig, rank: int = 0, world: int = 1, *, checking: bool = False) -> Setup:
+    """Read the architecture and the data, build the network and its optimizer; NatrlError on bad input.
+    ``rank`` of ``world``: a data-parallel rank (its GPU, its slices, the network in DDP). ``checking``: only
+    check the inputs, on the CPU (the launcher of the ranks, which must not hold a GPU)."""
     import torch
 
     from natrl.costs import network_cost
     from natrl.nets.eval_net import DATASETS
 
     name, genotype = load_arch(cfg.arch)
-    if cfg.num_gpus and not torch.cuda.is_available():
-        raise NatrlError("--num-gpus 1 but no CUDA device is visible; give --num-gpus 0 to train on the CPU")
-    device = torch.device("cuda" if cfg.num_gpus else "cpu")
-    data = (ImageNetData if cfg.dataset == "imagenet" else CifarData)(cfg, device)
+    ddp.check_ranks(ranks_of(cfg), cfg.num_gpus, cast(int, cfg.batch_size))
+    device = torch.device("cuda", rank) if cfg.num_gpus and not checking else torch.device("cpu")
+    data = (ImageNetData if cfg.dataset == "imagenet" else CifarData)(cfg, device, rank, world)
     check_classes(cfg, data.num_classes)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed)  # every rank builds the same initial weights
     net = build_net(cfg, genotype)
     cost = network_cost(net, DATASETS[cfg.dataset][0])  # costs of the network as built (aux head excluded)
     net = net.to(device)
+    train_net = ddp.wrap(net, device) if world > 1 else net
+    if rank:  # drop-path masks of the other ranks' slices: streams of their own
+        torch.manual_seed(cfg.seed + (rank << 32))
     opt = torch.optim.SGD(
         net.parameters(), cast(float, cfg.lr), momentum=0.9, weight_decay=cast(float, cfg.weight_decay)
     )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cast(int, cfg.epochs))
-    return Setup(name, genotype, device, data, net, cost, opt, sched, make_loss(cfg))
+    return Setup(name, genotype, device, data, net, cost, opt, sched, make_loss(cfg), train_net, rank, world)
 
 
 def build_net(cfg: EvalConfig, genotype):
@@ -529,10 +567,12 @@ def restore(s: Setup, ckpt: dict, where: Path) -> int:
         s.opt.load_state_dict(ckpt["optimizer"])
         s.sched.load_state_dict(ckpt["scheduler"])
         s.data.load_state_dict(ckpt["data"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if "cuda_rng" in ckpt and s.device.type == "cuda":
-            torch.cuda.set_rng_state(ckpt["cuda_rng"])
-    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+        ranks = ckpt.get("rank_rng") if s.world > 1 else None  # every rank's own RNG streams
+        torch.set_rng_state(ranks[s.rank] if ranks else ckpt["torch_rng"])
+        cuda = ckpt.get("rank_cuda_rng") if s.world > 1 else None
+        if s.device.type == "cuda" and (cuda or "cuda_rng" in ckpt):
+            torch.cuda.set_rng_state(cuda[s.rank] if cuda else ckpt["cuda_rng"], s.device)
+    except (KeyError, IndexError, RuntimeError, ValueError, TypeError, AttributeError) as e:
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else e.__class__.__name__
         raise NatrlError(f"{where}/checkpoint.pt does not fit this run's network ({reason}); start a new run") from None
     return ckpt["epoch"] + 1
@@ -549,33 +589,48 @@ def _diverged(cfg: EvalConfig, epoch: int, step: int) -> NatrlError:
     )
 
 
+def _step_loss(cfg: EvalConfig, s: Setup, x, y, n: int):
+    """(loss to back-propagate, the global batch's mean loss, its correct predictions) of one step on this
+    rank's slice (x, y) of a global batch of ``n``. A rank's loss is scaled by its share of the batch, so DDP's
+    gradient average is the gradient of the global batch's mean loss; every rank sees the same numbers."""
+    logits, logits_aux = s.train_net(x)
+    loss = s.loss_fn(logits, y)
+    if logits_aux is not None:
+        loss = loss + cfg.auxiliary_weight * s.loss_fn(logits_aux, y)
+    correct = int((logits.argmax(1) == y).sum())
+    if s.world == 1:
+        return loss, float(loss.detach()), correct
+    loss = loss * (len(y) * s.world / n)
+    total, correct_total = ddp.all_sum([float(loss.detach()) * n / s.world, correct], s.device)
+    return loss, total / n, int(correct_total)
+
+
 def train_epoch(cfg: EvalConfig, s: Setup, epoch: int) -> dict:
-    """One pass over the training batches; the loss is checked to be finite at every step."""
+    """One pass over the training batches; the loss is checked to be finite at every step (on every rank
+    alike: the global batch's loss)."""
     import torch
 
-    s.net.train()
+    s.train_net.train()
     if hasattr(s.net, "drop_path_prob"):
         s.net.drop_path_prob = cast(float, cfg.drop_path) * (epoch - 1) / cast(int, cfg.epochs)  # DARTS' linear ramp
     lr = s.opt.param_groups[0]["lr"]
     seen = correct = 0
     loss_sum = 0.0
+    B = cast(int, cfg.batch_size)
     for step, (x, y) in enumerate(s.data.train_batches(), start=1):
-        if len(y) < 2:
-            continue  # a last batch of one image: BatchNorm cannot train on it
-        logits, logits_aux = s.net(x)
-        loss = s.loss_fn(logits, y)
-        if logits_aux is not None:
-            loss = loss + cfg.auxiliary_weight * s.loss_fn(logits_aux, y)
-        value = float(loss.detach())
+        n = min(B, s.data.train_size - (step - 1) * B)  # the global batch this rank has a slice of
+        if n < max(2, s.world):
+            continue  # a last batch of one image (BatchNorm cannot train on it) or of fewer images than ranks
+        loss, value, right = _step_loss(cfg, s, x, y, n)
         if not math.isfinite(value):
             raise _diverged(cfg, epoch, step)
         s.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(s.net.parameters(), cfg.grad_clip)
         s.opt.step()
-        seen += len(y)
-        loss_sum += value * len(y)
-        correct += int((logits.argmax(1) == y).sum())
+        seen += n
+        loss_sum += value * n
+        correct += right
     s.sched.step()
     if not all(bool(torch.isfinite(p).all()) for p in s.net.parameters()):
         raise _diverged(cfg, epoch, step)
@@ -600,9 +655,15 @@ def evaluate(net, batches) -> float:
     return 100.0 * correct / max(total, 1)
 
 
-def checkpoint(run: RunDir, s: Setup, epoch: int):
+def checkpoint(run: RunDir | None, s: Setup, epoch: int):
+    """Rank 0 writes the checkpoint (with every rank's RNG states: a collective, so every rank calls it)."""
     import torch
 
+    if s.world > 1:
+        rngs = ddp.gather(torch.get_rng_state())
+        cuda_rngs = ddp.gather(torch.cuda.get_rng_state(s.device)) if s.device.type == "cuda" else None
+    if run is None:
+        return
     state = {
         "epoch": epoch,
         "model": s.net,
@@ -612,13 +673,26 @@ def checkpoint(run: RunDir, s: Setup, epoch: int):
         "torch_rng": torch.get_rng_state(),
     }
     if s.device.type == "cuda":
-        state["cuda_rng"] = torch.cuda.get_rng_state()
+        state["cuda_rng"] = torch.cuda.get_rng_state(s.device)
+    if s.world > 1:
+        state["rank_rng"] = rngs
+        if cuda_rngs is not None:
+            state["rank_cuda_rng"] = cuda_rngs
     run.save_checkpoint(state)
 
 
-def fit(cfg: EvalConfig, s: Setup, run: RunDir, first: int) -> list[dict]:
+def fit(cfg: EvalConfig, s: Setup, run: RunDir | None, first: int, stop_after: int | None = None) -> list[dict]:
     """Epochs ``first``..``cfg.epochs``: train, evaluate the test set (for the log only), a progress row and a
-    checkpoint each. Returns every epoch's row (those of a resumed run's earlier epochs included)."""
+    checkpoint each. Returns every epoch's row (those of a resumed run's earlier epochs included). Ranks other
+    than 0 (``run`` None) only train and join the checkpoint. ``stop_after``: stop as a kill would, right after
+    that epoch's checkpoint (KeyboardInterrupt; what the tests use)."""
+    if run is None:
+        for epoch in range(first, cast(int, cfg.epochs) + 1):
+            train_epoch(cfg, s, epoch)
+            checkpoint(None, s, epoch)
+            if epoch == stop_after:
+                raise KeyboardInterrupt
+        return []
     progress = run.open_progress(keep_rows=first - 1)
     started = time.time() - (progress.rows[-1]["seconds"] if progress.rows else 0.0)
     for epoch in range(first, cast(int, cfg.epochs) + 1):
@@ -633,6 +707,8 @@ def fit(cfg: EvalConfig, s: Setup, run: RunDir, first: int) -> list[dict]:
             f"test {row['test_acc']:5.1f}%  lr {row['lr']:.4f}  {row['seconds']:7.1f}s",
             flush=True,
         )
+        if epoch == stop_after:
+            raise KeyboardInterrupt
     return progress.rows
 
 
@@ -659,29 +735,55 @@ def results(cfg: EvalConfig, s: Setup, run: RunDir, rows: list[dict]) -> dict:
         "recipe": cfg.recipe,
         "cutout": cfg.cutout,
         "batch_size": cfg.batch_size,
+        "ranks": s.world,
         "seed": cfg.seed,
         "run": run.path.name,
         "train_seconds": rows[-1]["seconds"],
     }
 
 
-def train(cfg: EvalConfig, given=frozenset()) -> Path:
+def train(cfg: EvalConfig, given=frozenset(), *, stop_after: int | None = None) -> Path:
     """Train ``cfg.arch`` from scratch (or continue ``cfg.resume``); returns the run directory.
-    ``given``: the knobs set on the command line (checked against the saved config of a resume)."""
+    ``given``: the knobs set on the command line (checked against the saved config of a resume).
+    ``stop_after``: stop right after that epoch's checkpoint, as a kill would (see :func:`fit`)."""
     cfg = settle_config(cfg, given)
     run, ckpt = open_resume(cfg) if cfg.resume else (None, None)
-    s = prepare(cfg)  # every input is read and checked here: nothing is written before
+    world = ranks_of(cfg)
+    s = prepare(cfg, checking=world > 1)  # every input is read and checked here: nothing is written before
     first = restore(s, ckpt, cast(RunDir, run).path) if ckpt is not None else 1
+    if world > 1:
+        del s
+        if cfg.out and not cfg.resume:
+            check_new_run_dir(Path(cfg.out))  # rank 0 starts it; a refusal there would come after the launch
+        return Path(ddp.launch(train_rank, world, cfg.num_gpus, (cfg, stop_after)))
+    return run_rank0(cfg, s, run, first, stop_after)
+
+
+def train_rank(rank: int, world: int, cfg: EvalConfig, stop_after: int | None) -> str | None:
+    """One data-parallel rank (a process of :func:`natrl.ddp.launch`); rank 0 writes the run directory."""
+    run, ckpt = open_resume(cfg) if cfg.resume else (None, None)
+    s = prepare(cfg, rank, world)
+    first = restore(s, ckpt, cast(RunDir, run).path) if ckpt is not None else 1
+    if rank:
+        fit(cfg, s, None, first, stop_after)
+        return None
+    return str(run_rank0(cfg, s, run, first, stop_after))
+
+
+def run_rank0(cfg: EvalConfig, s: Setup, run: RunDir | None, first: int, stop_after: int | None) -> Path:
+    """The run directory's side of a run: start (or continue) it, train, write the results."""
     run = run or RunDir.start(cfg, kind=KIND, name=f"eval-{s.name}-{cfg.dataset}-s{cfg.seed}")
+    where = f"{s.world} ranks, " if s.world > 1 else ""
+    where += ("GPU" if cfg.num_gpus else "CPU") + (f" {ddp.backend(cfg.num_gpus)}" if s.world > 1 else "")
     with run:
-        if ckpt is not None:
+        if first > 1:
             print(f"resumed after epoch {first - 1}", flush=True)
         print(
             f"{s.name}: {s.cost.params_m:.3f}M params, {s.cost.madds_m:.1f}M MAdds; {cfg.epochs} epochs on "
-            f"{cfg.dataset} ({'GPU' if cfg.num_gpus else 'CPU'})",
+            f"{cfg.dataset} ({where})",
             flush=True,
         )
-        rows = fit(cfg, s, run, first)
+        rows = fit(cfg, s, run, first, stop_after)
         res = results(cfg, s, run, rows)
         run.write_json("results.json", res)
         print(
