@@ -204,28 +204,29 @@ def launch(fn: Callable[..., Any], ranks: int, num_gpus: int, args: tuple) -> An
     for p in procs:
         p.start()
     try:
-        _join(procs)
+        first = _join(procs)
     except KeyboardInterrupt:
         _stop(procs, grace=30.0)
         raise
     finally:
         _stop(procs, grace=0.0)
-    return _outcome(procs, queue)
+    return _outcome(procs, first, queue)
 
 
-def _join(procs: list) -> None:
-    """Wait for every rank; when one stops with an error, give the others GRACE_S to stop too, then end them."""
+def _join(procs: list) -> int | None:
+    """Wait for every rank; when one stops with an error, give the others GRACE_S to stop too (a crash: none),
+    then end them. Returns the rank that stopped first with an error, if one did."""
     waiting = list(procs)
     while waiting:
         multiprocessing.connection.wait([p.sentinel for p in waiting])
         done = [p for p in waiting if p.exitcode is not None]
         waiting = [p for p in waiting if p.exitcode is None]
-        codes = {p.exitcode for p in done}
-        if codes - {0, REFUSED, INTERRUPTED}:  # a crash or a kill: the others would wait in a collective
-            return
-        if codes - {0}:
-            _stop(waiting, grace=GRACE_S)
-            return
+        failed = [p for p in done if p.exitcode != 0]
+        if failed:
+            crash = any(p.exitcode not in (REFUSED, INTERRUPTED) for p in failed)
+            _stop(waiting, grace=0.0 if crash else GRACE_S)  # after a crash the others would wait in a collective
+            return procs.index(failed[0])
+    return None
 
 
 def _stop(procs: list, grace: float) -> None:
@@ -237,7 +238,7 @@ def _stop(procs: list, grace: float) -> None:
             p.join()
 
 
-def _outcome(procs: list, queue) -> Any:
+def _outcome(procs: list, first: int | None, queue) -> Any:
     results: dict[int, tuple[str, Any]] = {}
     while not queue.empty():
         rank, kind, value = queue.get()
@@ -247,13 +248,14 @@ def _outcome(procs: list, queue) -> Any:
         raise NatrlError(errors[0][1])
     if any(k == "interrupted" for k, _ in results.values()):
         raise KeyboardInterrupt
-    for r, p in enumerate(procs):
-        if p.exitcode != 0:
-            how = f"signal {-p.exitcode}" if p.exitcode < 0 else f"exit status {p.exitcode}"
-            raise NatrlError(
-                f"rank {r} of {len(procs)} stopped ({how}; its message, if any, is above) and the other ranks "
-                "were ended; a run with a checkpoint continues with --resume RUN_DIR"
-            )
+    if first is not None or 0 not in results:
+        r = first if first is not None else 0
+        code = procs[r].exitcode
+        how = f"signal {-code}" if code < 0 else f"exit status {code}"
+        raise NatrlError(
+            f"rank {r} of {len(procs)} stopped ({how}; its message, if any, is above) and the other ranks "
+            "were ended; a run with a checkpoint continues with --resume RUN_DIR"
+        )
     return results[0][1]
 
 

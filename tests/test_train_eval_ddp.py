@@ -142,3 +142,31 @@ def test_imagenet_ranks_load_only_their_slice_of_the_same_global_batches():
     parts = [batches(r, 3) for r in range(3)]
     assert len(one) == 3 and all(len(p) == 3 for p in parts)
     assert [sum((p[i] for p in parts), []) for i in range(3)] == one
+
+
+class _Ended:
+    def __init__(self, exitcode):
+        self.exitcode = exitcode
+
+
+class _Reports:
+    def __init__(self, *items):
+        self.items = list(items)
+
+    def empty(self):
+        return not self.items
+
+    def get(self):
+        return self.items.pop(0)
+
+
+def test_the_launcher_reports_what_the_ranks_reported():
+    ok = [_Ended(0), _Ended(0)]
+    assert ddp._outcome(ok, None, _Reports((1, "done", None), (0, "done", "runs/x"))) == "runs/x"
+    refused = [_Ended(2), _Ended(2)]
+    with pytest.raises(NatrlError, match="^rank 0's words$"):  # every rank raised: rank 0's message
+        ddp._outcome(refused, 1, _Reports((1, "error", "rank 1's words"), (0, "error", "rank 0's words")))
+    with pytest.raises(KeyboardInterrupt):
+        ddp._outcome([_Ended(130), _Ended(130)], 0, _Reports((0, "interrupted", None), (1, "interrupted", None)))
+    with pytest.raises(NatrlError, match=r"rank 1 of 2 stopped \(signal 9; .* --resume RUN_DIR"):
+        ddp._outcome([_Ended(-15), _Ended(-9)], 1, _Reports())  # rank 1 died first; rank 0 was ended after it

@@ -199,7 +199,7 @@ class EvalConfig(RunConfig):
         ge=1,
         le=64,
     )
-    workers: int = knob(4, "ImageNet data-loader worker processes", ge=0, le=256)
+    workers: int = knob(4, "ImageNet data-loader worker processes (per rank)", ge=0, le=256)
     out: str | None = knob(None, "run directory (default runs/eval-<arch>-<dataset>-s<seed>-<time>)", metavar="DIR")
     resume: str | None = knob(
         None, "run directory of a killed run: continue it exactly from its last checkpoint", metavar="DIR"
