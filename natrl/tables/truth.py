@@ -1,0 +1,133 @@
+"""The supernet reward against ground truth on NAS-Bench-201 (issue 14), from run directories.
+
+Reads runs of ``train_natpp.py --space nb201 --reward supernet`` (results.json, correlation.csv) and, for
+comparison, tabular-reward runs (results.json): one table of true gains, mean +- std over the runs (seeds),
+on the selection measurement and on the report measurement, and the curve of the rank correlation between the
+supernet's R(alpha | beta) and the true gain against the supernet epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from natrl.config import knob
+from natrl.errors import NatrlError
+from natrl.results import Outputs
+from natrl.tables.common import RunsTableConfig
+from natrl.tables.convergence import read_rows
+
+FIX = "train it with: python experiments/train_natpp.py --space nb201 --reward supernet --data CIFAR10"
+
+
+@dataclass
+class TruthConfig(RunsTableConfig):
+    """Supernet-reward NB201 runs judged by the table's true accuracies."""
+
+    tabular: list[str] = knob([], "tabular-reward NB201 runs (train_natpp.py) to show next to them", metavar="DIR")
+
+
+def read_results(run: Path, fix: str = FIX) -> dict:
+    path = run / "results.json"
+    if not path.is_file():
+        raise NatrlError(f"{path} does not exist; {fix}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise NatrlError(f"{path} is not a readable results.json ({e.__class__.__name__}); {fix}") from None
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    a = np.array(values, dtype=float)
+    return f"{a.mean():+.2f} ± {a.std():.2f}" if len(a) > 1 else f"{a[0]:+.2f}"
+
+
+def gains_table(results: list[dict], tabular: list[dict]) -> tuple[list[dict], str]:
+    """Rows (method, measurement -> mean +- std over runs) and their Markdown."""
+    measures = [t for t in ("reward", "report") if all(t in r["rows"]["keep-all"] for r in results)]
+    names = list(results[0]["rows"])
+    rows = [
+        {"method": name, **{m: [r["rows"][name][m]["mean"] for r in results if name in r["rows"]] for m in measures}}
+        for name in names
+    ]
+    held = [r["all_heldout"] for r in results]
+    for kind in ("sample", "argmax"):
+        rows.append(
+            {
+                "method": f"policy ({kind}), all held-out inputs",
+                **{m: [h[f"{kind}_{m}"] for h in held] for m in measures},
+            }
+        )
+    for kind, key in (("1 sample", "policy (1 sample)"), ("argmax", "policy (argmax)")):
+        if tabular:
+            rows.append(
+                {
+                    "method": f"tabular-reward policy ({kind}), all held-out inputs",
+                    **{m: [t["rows"][key][m]["mean"] for t in tabular if m in t["rows"][key]] for m in measures},
+                }
+            )
+    label = {"reward": f"selection: {results[0]['selected_on']}", "report": f"report: {results[0]['reported_on']}"}
+    lines = ["| method | " + " | ".join(f"gain, {label[m]}" for m in measures) + " |", "|---|" + "---|" * len(measures)]
+    lines += [f"| {r['method']} | " + " | ".join(_mean_std(r[m]) for m in measures) + " |" for r in rows]
+    return rows, "\n".join(lines)
+
+
+def correlation_curves(runs: list[Path]) -> list[dict]:
+    return [{"run": run.name, "rows": read_rows(run / "correlation.csv", FIX, key="epoch")} for run in runs]
+
+
+def curve_figure(curves: list[dict]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for c in curves:
+        epochs = [r["epoch"] for r in c["rows"]]
+        for key, style in (("kendall_select", "o-"), ("kendall_report", "s--")):
+            if key in c["rows"][0]:
+                ax.plot(epochs, [r[key] for r in c["rows"]], style, ms=3, label=f"{c['run']} ({key.split('_')[1]})")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="supernet epoch", ylabel="Kendall tau, supernet R vs true gain", title="supernet vs NAS-Bench-201")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def truth_tables(cfg: TruthConfig, given=None) -> list[Path]:
+    runs, tab_runs = [Path(p) for p in cfg.paths], [Path(p) for p in cfg.tabular]
+    for run in runs + tab_runs:
+        if not run.is_dir():
+            raise NatrlError(f"{run} is not a run directory; give directories written by train_natpp.py")
+    results = [read_results(r) for r in runs]
+    if any("all_heldout" not in r for r in results):
+        raise NatrlError(f"{', '.join(cfg.paths)}: not all are --reward supernet runs on nb201; {FIX}")
+    tabular = [read_results(r, "train it with: python experiments/train_natpp.py") for r in tab_runs]
+    rows, table = gains_table(results, tabular)
+    curves = correlation_curves(runs)
+    last = [c["rows"][-1] for c in curves]
+    taus = {k: [p[k] for p in last if k in p] for k in ("kendall_select", "spearman_select", "kendall_report")}
+    caption = (
+        f"True accuracy gain (points) of the cells derived with a supernet-trained policy, mean ± std over "
+        f"{len(runs)} run(s), on {results[0]['num_inputs']} random held-out inputs unless stated. Picks: "
+        f"{results[0]['picks']}. Rank correlation of the supernet's R(alpha|beta) with the true gain after the "
+        f"last supernet epoch: " + ", ".join(f"{k} {_mean_std(v)}" for k, v in taus.items() if v) + "."
+    )
+    out = Outputs(cfg.out, cfg.force)
+    out.csv(
+        "nb201_supernet_gains.csv",
+        [{"method": r["method"], **{m: json.dumps(r[m]) for m in r if m != "method"}} for r in rows],
+    )
+    out.csv("nb201_supernet_correlation.csv", [{"run": c["run"], **r} for c in curves for r in c["rows"]])
+    out.text("nb201_supernet.md", f"{caption}\n\n{table}\n")
+    out.figure("nb201_supernet_correlation.png", curve_figure(curves))
+    written = out.commit()
+    print(f"{caption}\n\n{table}")
+    return written
