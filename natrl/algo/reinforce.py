@@ -16,6 +16,7 @@ Run: ``python experiments/train_natpp.py`` (natrl.runs.transformer builds this a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
@@ -39,7 +40,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from natrl.algo.baseline import RewardBaseline
-from natrl.algo.sampler import BatchedSampler, OneStepBatch, episodes_to_batch
+from natrl.algo.sampler import BatchedSampler, OneStepBatch, episodes_to_batch, sample_actions
 from natrl.policy.bmsoftmax import BinaryMaskedSoftmax
 from natrl.policy.module import DEFAULT_MODEL_CONFIG, TransitionPolicy
 
@@ -109,6 +110,11 @@ class REINFORCEConfig(AlgorithmConfig):
 
 
 class REINFORCELearner(TorchLearner):
+    # Set by REINFORCE for one update whose batch holds observations only: actions -> advantages (R - b) of the
+    # rows. The learner then samples the actions from the logits of its own training forward (one forward per
+    # update instead of a no-grad one in the driver and the training one: the same logits, the same draws).
+    score_actions: Callable[[np.ndarray, float], np.ndarray] | None = None
+
     @override(TorchLearner)
     def configure_optimizers_for_module(self, module_id, config=None):
         module = self._module[module_id]
@@ -122,9 +128,16 @@ class REINFORCELearner(TorchLearner):
     @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         dist = BinaryMaskedSoftmax.from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
-        logp = dist.logp(batch[Columns.ACTIONS].long())  # sum over edges
         entropy = dist.entropy()  # sum over edges
-        advantage = batch[Columns.ADVANTAGES].float()  # R - b, b over the whole update (the driver's)
+        if Columns.ACTIONS in batch:
+            actions = batch[Columns.ACTIONS].long()
+            advantage = batch[Columns.ADVANTAGES].float()  # R - b, b over the whole update (the driver's)
+        else:  # sampled here, from this forward's logits (REINFORCE._update_in_learner)
+            assert self.score_actions is not None, "a batch without actions needs REINFORCE's score_actions"
+            sampled = sample_actions(BinaryMaskedSoftmax(dist.logits.detach()))
+            advantage = torch.from_numpy(self.score_actions(sampled, float(entropy.detach().mean())))
+            actions = torch.from_numpy(sampled).long()
+        logp = dist.logp(actions)  # sum over edges
         loss = -(logp * advantage).mean() - config.lam * entropy.mean()
         return loss
 
@@ -169,15 +182,47 @@ class REINFORCE(Algorithm):
         config = cast(REINFORCEConfig, self.config)
         assert self.metrics is not None and self.learner_group is not None
         k, self._next_updates = self._next_updates or config.updates_per_iteration, None
+        learner: Any = self.learner_group._learner  # None unless the learner runs in this process
         for i in range(k):
+            reduce_metrics = i == k - 1 or not self.learner_group.is_local
+            if self.sampler is not None and learner is not None:
+                self._update_in_learner(learner, reduce_metrics)
+                self._env_runners_stale = True
+                continue
             with self.metrics.log_time((TIMERS, SAMPLE_TIMER)):
                 rows = self._sample_batch() if self.sampler is not None else self._sample_env_runners(config)
             with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-                self._learn(rows, reduce_metrics=i == k - 1 or not self.learner_group.is_local)
-            if self.sampler is not None and self.learner_group.is_local:
-                self._env_runners_stale = True
-            else:  # the next batch is sampled by the EnvRunners' (or, with remote learners, the local) module
-                self._sync_env_runners()
+                self._learn(rows, reduce_metrics=reduce_metrics)
+            # the next batch is sampled by the EnvRunners' (or, with remote learners, the local) module
+            self._sync_env_runners()
+
+    def _update_in_learner(self, learner: REINFORCELearner, reduce_metrics: bool):
+        """One update of the batched sampler with the learner in this process: the batch holds the m x n
+        observations only; the learner samples the actions from its training forward's logits, the reward and
+        b are computed here in between (``score_actions``), then the same loss and Adam step as :meth:`_learn`.
+        Same rows, same random numbers, same weights as sampling first with a no-grad forward."""
+        assert self.sampler is not None and self.metrics is not None and self.learner_group is not None
+        sampler = self.sampler
+        betas, obs = sampler.observe()
+        done: list = []
+
+        def score_actions(actions: np.ndarray, entropy: float) -> np.ndarray:
+            rows = sampler.score(betas, obs, actions, entropy)
+            b = self.baseline(rows.rewards, rows.groups)
+            done.append((rows, b))
+            return (rows.rewards - b).astype(np.float32)
+
+        size = sampler.m * sampler.n
+        self.metrics.log_value((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), size, reduce="lifetime_sum")
+        batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch({Columns.OBS: obs})}, env_steps=size)
+        learner.score_actions = score_actions
+        try:
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                self._update_learners(batch, reduce_metrics)
+        finally:
+            learner.score_actions = None
+        rows, b = done[0]
+        self._record(rows, b)
 
     def _learn(self, rows: OneStepBatch, reduce_metrics: bool):
         """One Adam step on Eqn. (5) over ``rows``; b is computed here, over the whole update."""
@@ -190,6 +235,11 @@ class REINFORCE(Algorithm):
             Columns.ADVANTAGES: (rows.rewards - b).astype(np.float32),
         }
         batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(columns)}, env_steps=len(rows))
+        self._update_learners(batch, reduce_metrics)
+        self._record(rows, b)
+
+    def _update_learners(self, batch: MultiAgentBatch, reduce_metrics: bool):
+        assert self.metrics is not None and self.learner_group is not None
         lifetime = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
         options: dict[str, Any] = {} if reduce_metrics else {"_no_metrics_reduce": True}
         results = self.learner_group.update(
@@ -197,6 +247,8 @@ class REINFORCE(Algorithm):
         )
         if reduce_metrics:
             self.metrics.aggregate(results, key=LEARNER_RESULTS)
+
+    def _record(self, rows: OneStepBatch, b: np.ndarray):
         self.update_stats.append(
             {
                 "reward_mean": float(rows.rewards.mean()),

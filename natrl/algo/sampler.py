@@ -21,6 +21,7 @@ from ray.rllib.core.columns import Columns
 
 from natrl.errors import NatrlError
 from natrl.policy.bmsoftmax import BinaryMaskedSoftmax
+from natrl.spaces import NB201_CELLS, NB201Space
 
 
 @dataclass
@@ -57,6 +58,19 @@ class InputStreams:
     def draw(self) -> list:
         return [self.space.sample_input(rng, self.split) for rng in self.rngs]
 
+    def draw_cells(self) -> np.ndarray:
+        """NB201: the inputs :meth:`draw` would give (the same draws of ``NB201Space.sample_input``), as op-index
+        vectors [m, 6] instead of genotypes."""
+        space = self.space
+        if self.split == "all":
+            index = [rng.integers(len(NB201_CELLS)) for rng in self.rngs]
+        elif self.split in ("train", "heldout"):
+            cells = space.train_cells if self.split == "train" else space.heldout_cells
+            index = [cells[rng.integers(len(cells))] for rng in self.rngs]
+        else:
+            raise NatrlError(f"unknown input split '{self.split}'; choose train, heldout or all")
+        return NB201_CELLS[np.asarray(index, dtype=np.int64)]
+
     def state_dict(self) -> dict:
         return {"rngs": [rng.bit_generator.state for rng in self.rngs]}
 
@@ -73,27 +87,59 @@ class BatchedSampler:
     def __init__(self, space, backend, m: int, n: int, seed: int, split: str = "train"):
         self.space, self.backend, self.m, self.n = space, backend, m, n
         self.inputs = InputStreams(space, m, seed, split)
+        # NB201 on a table: an update stays in op-index vectors (an alpha's vector is its action), no genotypes
+        self.indexed = isinstance(space, NB201Space) and hasattr(backend, "score_ops")
 
-    @torch.no_grad()
-    def sample(self, module) -> OneStepBatch:
-        betas = self.inputs.draw()
-        obs = {k: np.repeat(v, self.n, axis=0) for k, v in self.space.encode_batch(betas).items()}
-        # module.distribution runs the module's forward as it is (RLlib's forward_exploration would switch every
-        # submodule to eval mode and back; the policy has no dropout or batch norm)
-        dist = module.distribution({k: torch.from_numpy(v) for k, v in obs.items()})
-        if not torch.isfinite(dist.logits).all():  # a diverged update: never sample (or report) from NaN
-            raise NatrlError("the policy's outputs are not finite (a policy update diverged); lower --lr or --lam")
-        actions = dist.sample().numpy()
+    def observe(self) -> tuple[list | np.ndarray, dict[str, np.ndarray]]:
+        """The next update's m inputs beta (genotypes, or op-index vectors [m, 6] when ``indexed``) and the
+        observations of its m x n rows (each input n times)."""
+        if self.indexed:
+            betas: list | np.ndarray = self.inputs.draw_cells()
+            encoded = self.space.observe_batch(betas)
+        else:
+            betas = self.inputs.draw()
+            encoded = self.space.encode_batch(betas)
+        return betas, {k: np.repeat(v, self.n, axis=0) for k, v in encoded.items()}
+
+    def score(self, betas: list | np.ndarray, obs: dict, actions: np.ndarray, entropy: float) -> OneStepBatch:
+        """The rows of an update whose actions were sampled for ``obs``: all pairs in one reward call."""
+        if self.indexed:
+            codes = np.repeat(np.asarray(betas), self.n, axis=0)
+            if actions.shape != codes.shape or not self.space.mask[codes, actions].all():
+                for beta, action in zip(codes, actions):
+                    self.space.check_action(beta, action)  # raises with the offending edge named
+            acc = self.backend.score_ops(np.concatenate([actions, betas]))  # alpha's op vector is its action
+            rewards = acc[: len(actions)] - np.repeat(acc[len(actions) :], self.n)
+            return OneStepBatch(obs, actions, rewards, entropy)
         alphas = self.space.apply_batch([b for b in betas for _ in range(self.n)], actions)
         acc = self.backend.score(alphas + betas)  # each beta once: its n rows share its accuracy
         rewards = acc[: len(alphas)] - np.repeat(acc[len(alphas) :], self.n)
-        return OneStepBatch(obs, actions, rewards, float(dist.entropy().mean()))
+        return OneStepBatch(obs, actions, rewards, entropy)
+
+    @torch.no_grad()
+    def sample(self, module) -> OneStepBatch:
+        betas, obs = self.observe()
+        # module.distribution runs the module's forward as it is (RLlib's forward_exploration would switch every
+        # submodule to eval mode and back; the policy has no dropout or batch norm)
+        dist = module.distribution({k: torch.from_numpy(v) for k, v in obs.items()})
+        actions = sample_actions(dist)
+        return self.score(betas, obs, actions, float(dist.entropy().mean()))
 
     def state_dict(self) -> dict:
         return self.inputs.state_dict()
 
     def load_state_dict(self, state: dict):
         self.inputs.load_state_dict(state)
+
+
+@torch.no_grad()
+def sample_actions(dist: BinaryMaskedSoftmax) -> np.ndarray:
+    """One transformation per row of ``dist``; a diverged policy (non-finite outputs) stops the run instead."""
+    if not torch.isfinite(dist.logits).all():  # a diverged update: never sample (or report) from NaN
+        raise NatrlError("the policy's outputs are not finite (a policy update diverged); lower --lr or --lam")
+    actions = dist.sample()
+    assert isinstance(actions, torch.Tensor)
+    return actions.numpy()
 
 
 def episodes_to_batch(episodes) -> OneStepBatch:
