@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
+import threading
 from typing import Any
 
 from natrl.errors import NatrlError
+
+# Imported while a local Ray starts: every run needs torch, and its first optimizer imports torch._dynamo
+# (torch.optim's own decorators; ~2 s of CPU). ray.init mostly waits for Ray's processes to come up.
+PRELOAD = ("torch", "torch._dynamo")
 
 
 def start_ray(address: str | None = None, min_cpus: int = 2, num_gpus: int = 0):
@@ -44,7 +50,30 @@ def start_ray(address: str | None = None, min_cpus: int = 2, num_gpus: int = 0):
     # GPUs are detected by Ray itself: --num-gpus is then checked against what it found (check_gpus)
     # address="local": a new instance even when a `ray start` cluster runs on this machine (ray.init would
     # otherwise join it and refuse num_cpus)
-    ray.init(address="local", num_cpus=max(min_cpus, os.cpu_count() or 1), object_store_memory=256 * 1024**2, **common)
+    loader = threading.Thread(target=_preload, args=(PRELOAD,), name="natrl-preload", daemon=True)
+    loader.start()
+    try:
+        ray.init(
+            address="local",
+            num_cpus=max(min_cpus, os.cpu_count() or 1),
+            object_store_memory=256 * 1024**2,
+            # no idle workers started ahead of the first task: they would import Ray next to the driver's own
+            # start-up, and a run's actors and tasks start their workers when they are created anyway
+            _system_config={"prestart_worker_first_driver": False},
+            **common,
+        )
+    finally:
+        loader.join()
+
+
+def _preload(modules: tuple[str, ...]):
+    """Import ``modules`` (in a thread, next to ray.init); an import that fails fails again, with its message,
+    where the run imports it."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # reported by the run's own import of it
+            return
 
 
 def gcs_host_port(address: str) -> tuple[str, int] | None:
