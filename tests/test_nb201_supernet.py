@@ -218,3 +218,10 @@ def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session
     assert results["num_inputs"] == 4 and "policy (best of 2, chosen by the supernet)" in results["rows"]
     assert results["all_heldout"]["num_inputs"] == 3125 and len(results["correlation"]) == 2
     assert "chosen by the supernet" in (out / "results.md").read_text()
+    # analysis/nb201_supernet.py over the run: the gains table and the correlation curve
+    from natrl.tables.truth import TruthConfig, truth_tables
+
+    written = truth_tables(TruthConfig(paths=[str(out)], out=str(tmp_path / "tables")))
+    assert {p.name for p in written} >= {"nb201_supernet.md", "nb201_supernet_correlation.png"}
+    md = (tmp_path / "tables" / "nb201_supernet.md").read_text()
+    assert "policy (best of 2, chosen by the supernet)" in md and "kendall_select" in md
