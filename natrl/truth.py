@@ -65,6 +65,34 @@ def correlation_point(backend, space, table, report, pairs: tuple[np.ndarray, np
     return point
 
 
+@torch.no_grad()
+def correlation_by_reward_images(trainer, space, table, report, pairs, sizes: list[int]) -> list[dict]:
+    """How the number of images a reward is measured on changes the correlation: every cell of ``pairs`` is
+    scored once on max(sizes) reward images (one seeded batch of the 60% split) by ``trainer``'s supernet, and
+    R(alpha | beta) on the first s of them is correlated with the true gain, for each s in ``sizes``."""
+    alphas, betas = pairs
+    cells = np.unique(np.concatenate([nb201_index(alphas), nb201_index(betas)]))
+    trainer.net.eval()
+    x, y = trainer.reward.batch(0)
+    x = x[: max(sizes)].to(trainer.dtype)
+    y = y[: max(sizes)]
+    correct = {int(c): (trainer.net(x, nb201_genotype(int(c))).argmax(1) == y).float().cpu().numpy() for c in cells}
+    report_acc, _ = report_measurement(table, report)
+    points = []
+    for size in sizes:
+        acc = np.full(len(NB201_CELLS), np.nan)
+        for c, hits in correct.items():
+            acc[c] = 100 * hits[:size].mean()
+        predicted = _gains(acc, alphas, betas)
+        point: dict[str, Any] = {"reward_images": min(size, len(y)), "pairs": len(betas)}
+        for name, true_acc in (("select", table.accuracy), ("report", report_acc)):
+            if true_acc is not None:
+                corr = rank_correlations(predicted, _gains(true_acc, alphas, betas))
+                point.update({f"{k}_{name}": v for k, v in corr.items()})
+        points.append(point)
+    return points
+
+
 def _pick_by_supernet(backend, samples: np.ndarray, betas: np.ndarray) -> np.ndarray:
     """Per input, the sample with the highest supernet accuracy (the papers' derive; ties: the first)."""
     S, B, _ = samples.shape

@@ -219,8 +219,10 @@ def load_supernet(run_dir: Path, space):
     trainer = SupernetTrainer(
         space.ops,
         load_cifar10(cfg.data),
+        space=cfg.space,
         preset=cfg.supernet_size,  # the supernet's size (--preset is now the training recipe)
         batch_size=cfg.supernet_batch,
+        reward_batch=cfg.reward_images or None,
         epochs=cfg.epochs,
         seed=cfg.seed,
         num_intermediate=cfg.intermediate_nodes,

@@ -28,6 +28,16 @@ class TruthConfig(RunsTableConfig):
     """Supernet-reward NB201 runs judged by the table's true accuracies."""
 
     tabular: list[str] = knob([], "tabular-reward NB201 runs (train_natpp.py) to show next to them", metavar="DIR")
+    rescore_images: list[int] = knob(
+        [],
+        "re-score each run's final supernet on this many reward images (e.g. 64 128 256 512) and correlate "
+        "R with the true gain for each (nb201_supernet_reward_images.csv/.md; minutes on CPU)",
+    )
+
+    def validate(self):
+        super().validate()
+        if any(not 1 <= k <= 30000 for k in self.rescore_images):
+            raise NatrlError("--rescore-images takes image counts from 1 to 30000 (the 60% split)")
 
 
 def read_results(run: Path, fix: str = FIX) -> dict:
@@ -77,8 +87,45 @@ def gains_table(results: list[dict], tabular: list[dict]) -> tuple[list[dict], s
     return rows, "\n".join(lines)
 
 
+def rescore(run: Path, sizes: list[int]) -> list[dict]:
+    """The correlation of ``run``'s final supernet on each number of reward images (natrl.truth)."""
+    from natrl.config import config_from_dict
+    from natrl.rewards import NB201Table
+    from natrl.rundir import read_config
+    from natrl.runs.derive import load_supernet
+    from natrl.runs.transformer import KIND, TrainConfig
+    from natrl.spaces import make_space
+    from natrl.truth import correlation_by_reward_images, random_pairs
+
+    cfg = config_from_dict(TrainConfig, read_config(run, KIND)["config"], str(run / "config.json"))
+    space = make_space("nb201", rule=cfg.rule, holdout_frac=cfg.holdout_frac)
+    trainer = load_supernet(run, space)
+    table = NB201Table.load(cfg.table)
+    report = NB201Table.load(cfg.report_table) if cfg.report_table else None
+    pairs = random_pairs(space, cfg.corr_pairs or 500, seed=cfg.seed)
+    points = correlation_by_reward_images(trainer, space, table, report, pairs, sorted(sizes))
+    return [{"run": run.name, "epoch": trainer.epoch, **p} for p in points]
+
+
 def correlation_curves(runs: list[Path]) -> list[dict]:
     return [{"run": run.name, "rows": read_rows(run / "correlation.csv", FIX, key="epoch")} for run in runs]
+
+
+def reward_images_markdown(points: list[dict]) -> str:
+    """Kendall tau / Spearman rho by reward images, mean ± std over runs."""
+    sizes = sorted({p["reward_images"] for p in points})
+    keys = [k for k in ("kendall_select", "spearman_select", "kendall_report", "spearman_report") if k in points[0]]
+    lines = ["| reward images | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for size in sizes:
+        at = [p for p in points if p["reward_images"] == size]
+        lines.append(f"| {size} | " + " | ".join(_mean_std([p[k] for p in at]).replace("+", "") for k in keys) + " |")
+    runs = sorted({p["run"] for p in points})
+    return (
+        f"Rank correlation of the final supernet's R(alpha|beta) with the true gain, by the number of reward "
+        f"images a reward is measured on ({points[0]['pairs']} pairs; runs: {', '.join(runs)}).\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def curve_figure(curves: list[dict]):
@@ -120,7 +167,11 @@ def truth_tables(cfg: TruthConfig, given=None) -> list[Path]:
         f"{results[0]['picks']}. Rank correlation of the supernet's R(alpha|beta) with the true gain after the "
         f"last supernet epoch: " + ", ".join(f"{k} {_mean_std(v)}" for k, v in taus.items() if v) + "."
     )
+    rescored = [p for run in runs for p in rescore(run, cfg.rescore_images)] if cfg.rescore_images else []
     out = Outputs(cfg.out, cfg.force)
+    if rescored:
+        out.csv("nb201_supernet_reward_images.csv", rescored)
+        out.text("nb201_supernet_reward_images.md", reward_images_markdown(rescored))
     out.csv(
         "nb201_supernet_gains.csv",
         [{"method": r["method"], **{m: json.dumps(r[m]) for m in r if m != "method"}} for r in rows],
