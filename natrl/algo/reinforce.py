@@ -128,18 +128,25 @@ class REINFORCELearner(TorchLearner):
     @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         dist = BinaryMaskedSoftmax.from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
-        entropy = dist.entropy()  # sum over edges
         if Columns.ACTIONS in batch:
             actions = batch[Columns.ACTIONS].long()
             advantage = batch[Columns.ADVANTAGES].float()  # R - b, b over the whole update (the driver's)
         else:  # sampled here, from this forward's logits (REINFORCE._update_in_learner)
-            assert self.score_actions is not None, "a batch without actions needs REINFORCE's score_actions"
-            sampled = sample_actions(BinaryMaskedSoftmax(dist.logits.detach()))
-            advantage = torch.from_numpy(self.score_actions(sampled, float(entropy.detach().mean())))
-            actions = torch.from_numpy(sampled).long()
+            actions, advantage = self._sample_and_score(dist.logits.detach())
         logp = dist.logp(actions)  # sum over edges
+        entropy = dist.entropy()  # sum over edges
         loss = -(logp * advantage).mean() - config.lam * entropy.mean()
         return loss
+
+    @torch.no_grad()
+    def _sample_and_score(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(actions, advantages) of an update sampled from ``logits``: the draws, the entropy and the order of
+        the loss's graph (logp, then entropy) are those of sampling in the driver, so the update is the same."""
+        assert self.score_actions is not None, "a batch without actions needs REINFORCE's score_actions"
+        probe = BinaryMaskedSoftmax(logits)
+        sampled = sample_actions(probe)
+        advantage = self.score_actions(sampled, float(probe.entropy().mean()))
+        return torch.from_numpy(sampled).long(), torch.from_numpy(advantage)
 
 
 class REINFORCE(Algorithm):
