@@ -249,10 +249,11 @@ def derive_networks(
     run_dir: str, networks: list[str], dataset: str = "cifar10", samples: int = 10, seed: int = 0
 ) -> list[dict]:
     """Transform the cell of every network in ``networks`` with the policy of a darts-space run (best of the
-    argmax and ``samples`` samples by the run's supernet, as experiments/derive.py); records with both costs."""
+    argmax and ``samples`` samples by the run's supernet, as experiments/derive.py: chosen on reward batch 0,
+    the supernet accuracies reported on the next, disjoint batches); records with both costs."""
     import torch
 
-    from natrl.runs.derive import load_policy, supernet_scorer, transform
+    from natrl.runs.derive import _no_grad_scores, load_policy, load_supernet, supernet_measurements, transform
 
     module, space = load_policy(Path(run_dir))
     if space.name != "darts":
@@ -260,14 +261,16 @@ def derive_networks(
             f"{run_dir} is a {space.name} run; hand-crafted cells need a darts-space policy "
             "(train_natpp.py --space darts --reward supernet)"
         )
-    score = supernet_scorer(Path(run_dir), space)
+    trainer = load_supernet(Path(run_dir), space)
+    measure = supernet_measurements(_no_grad_scores(trainer), len(trainer.reward.y), trainer.reward.batch_size)
+    score = measure.select.score
     gen = torch.Generator().manual_seed(seed)
     records = []
     for name in networks:
         net = network(name, dataset)
         shown = to_vocab(net.genotype, space.ops)
         derived = restore_ops(net.genotype, shown, transform(module, space, shown, "best", samples, score, gen))
-        acc_b, acc_a = (float(x) for x in score([shown, to_vocab(derived, space.ops)]))
+        acc_b, acc_a = (float(x) for x in measure.report.score([shown, to_vocab(derived, space.ops)]))
         records.append(
             {
                 "network": name,
@@ -275,6 +278,7 @@ def derive_networks(
                 "input": net.genotype.to_json(name),
                 "output": derived.to_json(name),
                 "supernet_acc": [acc_b, acc_a],
+                "supernet_acc_on": measure.caption("best"),
                 "costs": cost_pair(net, net.genotype, derived),
             }
         )

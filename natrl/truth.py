@@ -73,9 +73,9 @@ def correlation_by_reward_images(trainer, space, table, report, pairs, sizes: li
     alphas, betas = pairs
     cells = np.unique(np.concatenate([nb201_index(alphas), nb201_index(betas)]))
     trainer.net.eval()
+    trainer.reward.batch_size = max(sizes)  # batch 0 of that size: one seeded sample of the 60% split
     x, y = trainer.reward.batch(0)
-    x = x[: max(sizes)].to(trainer.dtype)
-    y = y[: max(sizes)]
+    x = x.to(trainer.dtype)
     correct = {int(c): (trainer.net(x, nb201_genotype(int(c))).argmax(1) == y).float().cpu().numpy() for c in cells}
     report_acc, _ = report_measurement(table, report)
     points = []

@@ -241,13 +241,6 @@ def _no_grad_scores(trainer):
     return score_batch
 
 
-def supernet_scorer(run_dir: Path, space):
-    """``score(genotypes)`` on reward batch 0 of the run's supernet (one batch; derive itself chooses and reports
-    on disjoint batches: :func:`supernet_measurements`)."""
-    score_batch = _no_grad_scores(load_supernet(run_dir, space))
-    return lambda genotypes: score_batch(genotypes, 0)
-
-
 def measurements(cfg: DeriveConfig, space) -> Measurements:
     """The selection and report measurements of ``cfg``'s run (its supernet, or the NB201 tables)."""
     if space.name == "nb201":

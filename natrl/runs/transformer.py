@@ -392,7 +392,7 @@ class TransformerRun:
         self.cfg, self.inputs, self.run, self.report = cfg, inputs, run, report
         self.supernet = cfg.reward == "supernet"
         self.iters = 0 if cfg.policy == "random" else cfg.iters  # the random policy has nothing to learn
-        self.total = self.iters * (cfg.epochs if self.supernet else 1)
+        self.total = self.iters * (cfg.epochs - cfg.warmup_epochs if self.supernet else 1)
         self.rng = np.random.default_rng(cfg.seed)  # the supernet's input cells
         self.backend: Any = None
         self.algo: Any = None

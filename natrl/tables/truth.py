@@ -73,12 +73,19 @@ def gains_table(results: list[dict], tabular: list[dict]) -> tuple[list[dict], s
                 **{m: [h[f"{kind}_{m}"] for h in held] for m in measures},
             }
         )
+    same = {  # a tabular run's number is shown only where it measures what the supernet runs' column measures
+        "reward": lambda t: t.get("selected_on") == results[0]["selected_on"],
+        "report": lambda t: t.get("reported_on") == results[0]["reported_on"],
+    }
     for kind, key in (("1 sample", "policy (1 sample)"), ("argmax", "policy (argmax)")):
         if tabular:
             rows.append(
                 {
                     "method": f"tabular-reward policy ({kind}), all held-out inputs",
-                    **{m: [t["rows"][key][m]["mean"] for t in tabular if m in t["rows"][key]] for m in measures},
+                    **{
+                        m: [t["rows"][key][m]["mean"] for t in tabular if m in t["rows"][key] and same[m](t)]
+                        for m in measures
+                    },
                 }
             )
     label = {"reward": f"selection: {results[0]['selected_on']}", "report": f"report: {results[0]['reported_on']}"}
