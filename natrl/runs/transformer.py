@@ -25,8 +25,9 @@ from natrl.rundir import Progress, RunDir, rng_state, seed_everything, set_rng_s
 
 KIND = "transformer"
 # Policy updates per RLlib training iteration (Algorithm.train()): RLlib's per-iteration bookkeeping (results,
-# metrics reduction) then costs a tenth of what it would per update; progress rows stay one per update.
-UPDATES_PER_ITERATION = 10
+# the config copied into them, metrics reduction) then costs a hundredth of what it would per update; an
+# iteration also ends at every checkpoint and curve point; progress rows stay one per update.
+UPDATES_PER_ITERATION = 100
 
 # Algorithm 1 makes one policy update per batch of the 60% split: ceil(0.6 * 50,000 / 64) = 469 per epoch.
 POLICY_UPDATES_PER_EPOCH = math.ceil(0.6 * 50_000 / 64)
