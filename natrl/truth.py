@@ -93,6 +93,34 @@ def correlation_by_reward_images(trainer, space, table, report, pairs, sizes: li
     return points
 
 
+@torch.no_grad()
+def correlation_over_batches(trainer, space, table, pairs, num_batches: int) -> list[dict]:
+    """How much a reward depends on *which* images it is measured on: every cell of ``pairs`` scored on reward
+    batches 0..K-1 (``trainer``'s reward batch size, one forward each, as the run scores); per batch, the Kendall
+    tau of that batch's R(alpha | beta) with the true gain on the selection ``table``, and the tau and rho of R
+    averaged over batches 0..k (a reward averaging k + 1 batches)."""
+    alphas, betas = pairs
+    cells = np.unique(np.concatenate([nb201_index(alphas), nb201_index(betas)]))
+    genotypes = [nb201_genotype(int(c)) for c in cells]
+    true = _gains(table.accuracy, alphas, betas)
+    total, rows = np.zeros(len(NB201_CELLS)), []
+    for k in range(num_batches):
+        acc = np.full(len(NB201_CELLS), np.nan)
+        acc[cells] = trainer.score(genotypes, k)
+        total[cells] += acc[cells]
+        mean = rank_correlations(_gains(total / (k + 1), alphas, betas), true)
+        rows.append(
+            {
+                "batch": k,
+                "batch_images": len(trainer.reward.batch(k)[1]),
+                "kendall_this_batch": rank_correlations(_gains(acc, alphas, betas), true)["kendall"],
+                "kendall_mean_of_batches": mean["kendall"],
+                "spearman_mean_of_batches": mean["spearman"],
+            }
+        )
+    return rows
+
+
 def _pick_by_supernet(backend, samples: np.ndarray, betas: np.ndarray) -> np.ndarray:
     """Per input, the sample with the highest supernet accuracy (the papers' derive; ties: the first)."""
     S, B, _ = samples.shape

@@ -221,9 +221,13 @@ def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session
     # analysis/nb201_supernet.py over the run: the gains table and the correlation curve
     from natrl.tables.truth import TruthConfig, truth_tables
 
-    written = truth_tables(TruthConfig(paths=[str(out)], out=str(tmp_path / "tables"), rescore_images=[8, 4]))
+    written = truth_tables(
+        TruthConfig(paths=[str(out)], out=str(tmp_path / "tables"), rescore_images=[8, 4], rescore_batches=2)
+    )
     assert {p.name for p in written} >= {"nb201_supernet.md", "nb201_supernet_correlation.png"}
     rescored = list(csv.DictReader(open(tmp_path / "tables" / "nb201_supernet_reward_images.csv")))
     assert [r["reward_images"] for r in rescored] == ["4", "8"] and rescored[0]["pairs"] == "20"
+    batches = list(csv.DictReader(open(tmp_path / "tables" / "nb201_supernet_batches.csv")))
+    assert [r["batch"] for r in batches] == ["0", "1"] and batches[0]["batch_images"] == "8"
     md = (tmp_path / "tables" / "nb201_supernet.md").read_text()
     assert "policy (best of 2, chosen by the supernet)" in md and "kendall_select" in md

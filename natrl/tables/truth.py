@@ -34,6 +34,14 @@ class TruthConfig(RunsTableConfig):
         "R with the true gain for each (nb201_supernet_reward_images.csv/.md; minutes on CPU)",
     )
 
+    rescore_batches: int = knob(
+        0,
+        "score each run's final supernet on this many reward batches (its reward size) and correlate R of each "
+        "batch, and R averaged over the first k, with the true gain (nb201_supernet_batches.csv/.md); 0 = off",
+        ge=0,
+        le=400,
+    )
+
     def validate(self):
         super().validate()
         if any(not 1 <= k <= 30000 for k in self.rescore_images):
@@ -94,15 +102,16 @@ def gains_table(results: list[dict], tabular: list[dict]) -> tuple[list[dict], s
     return rows, "\n".join(lines)
 
 
-def rescore(run: Path, sizes: list[int]) -> list[dict]:
-    """The correlation of ``run``'s final supernet on each number of reward images (natrl.truth)."""
+def rescore(run: Path, sizes: list[int], batches: int = 0) -> tuple[list[dict], list[dict]]:
+    """The correlation of ``run``'s final supernet on each number of reward images, and over reward batches
+    (natrl.truth); [] for what is not asked."""
     from natrl.config import config_from_dict
     from natrl.rewards import NB201Table
     from natrl.rundir import read_config
     from natrl.runs.derive import load_supernet
     from natrl.runs.transformer import KIND, TrainConfig
     from natrl.spaces import make_space
-    from natrl.truth import correlation_by_reward_images, random_pairs
+    from natrl.truth import correlation_by_reward_images, correlation_over_batches, random_pairs
 
     cfg = config_from_dict(TrainConfig, read_config(run, KIND)["config"], str(run / "config.json"))
     space = make_space("nb201", rule=cfg.rule, holdout_frac=cfg.holdout_frac)
@@ -110,8 +119,10 @@ def rescore(run: Path, sizes: list[int]) -> list[dict]:
     table = NB201Table.load(cfg.table)
     report = NB201Table.load(cfg.report_table) if cfg.report_table else None
     pairs = random_pairs(space, cfg.corr_pairs or 500, seed=cfg.seed)
-    points = correlation_by_reward_images(trainer, space, table, report, pairs, sorted(sizes))
-    return [{"run": run.name, "epoch": trainer.epoch, **p} for p in points]
+    tag = {"run": run.name, "epoch": trainer.epoch}
+    per_batch = [{**tag, **p} for p in correlation_over_batches(trainer, space, table, pairs, batches)]
+    points = correlation_by_reward_images(trainer, space, table, report, pairs, sorted(sizes)) if sizes else []
+    return [{**tag, **p} for p in points], per_batch
 
 
 def correlation_curves(runs: list[Path]) -> list[dict]:
@@ -132,6 +143,26 @@ def reward_images_markdown(points: list[dict]) -> str:
         f"images a reward is measured on ({points[0]['pairs']} pairs; runs: {', '.join(runs)}).\n\n"
         + "\n".join(lines)
         + "\n"
+    )
+
+
+def batches_markdown(rows: list[dict]) -> str:
+    """Per run: tau of single reward batches (mean, min, max) and of the average of all of them."""
+    lines = [
+        "| run | batches x images | tau of one batch: mean (min..max) | tau of their average | rho of their average |",
+        "|---|---|---|---|---|",
+    ]
+    for run in sorted({r["run"] for r in rows}):
+        mine = [r for r in rows if r["run"] == run]
+        single = np.array([r["kendall_this_batch"] for r in mine])
+        last = mine[-1]
+        lines.append(
+            f"| {run} | {len(mine)} x {mine[0]['batch_images']} | {single.mean():.3f} ({single.min():.3f}.."
+            f"{single.max():.3f}) | {last['kendall_mean_of_batches']:.3f} | {last['spearman_mean_of_batches']:.3f} |"
+        )
+    return (
+        "Kendall tau of the final supernet's R(alpha|beta) with the true gain (selection table) when R is measured "
+        "on one reward batch, and on the average of the batches.\n\n" + "\n".join(lines) + "\n"
     )
 
 
@@ -174,11 +205,20 @@ def truth_tables(cfg: TruthConfig, given=None) -> list[Path]:
         f"{results[0]['picks']}. Rank correlation of the supernet's R(alpha|beta) with the true gain after the "
         f"last supernet epoch: " + ", ".join(f"{k} {_mean_std(v)}" for k, v in taus.items() if v) + "."
     )
-    rescored = [p for run in runs for p in rescore(run, cfg.rescore_images)] if cfg.rescore_images else []
+    rescored: list[dict] = []
+    per_batch: list[dict] = []
+    if cfg.rescore_images or cfg.rescore_batches:
+        for run in runs:
+            sizes, batches = rescore(run, cfg.rescore_images, cfg.rescore_batches)
+            rescored += sizes
+            per_batch += batches
     out = Outputs(cfg.out, cfg.force)
     if rescored:
         out.csv("nb201_supernet_reward_images.csv", rescored)
         out.text("nb201_supernet_reward_images.md", reward_images_markdown(rescored))
+    if per_batch:
+        out.csv("nb201_supernet_batches.csv", per_batch)
+        out.text("nb201_supernet_batches.md", batches_markdown(per_batch))
     out.csv(
         "nb201_supernet_gains.csv",
         [{"method": r["method"], **{m: json.dumps(r[m]) for m in r if m != "method"}} for r in rows],
