@@ -72,7 +72,7 @@ def shard(n: int, rank: int, world: int) -> slice:
 # ---- BatchNorm on the statistics of the global batch --------------------------------------------------------
 
 
-class _SumOverRanks(torch.autograd.Function):
+class SumOverRanks(torch.autograd.Function):
     """all_reduce(SUM) with its gradient (the ranks' output gradients, summed)."""
 
     @staticmethod
@@ -100,7 +100,7 @@ class _GlobalStats:
         var_r, mean_r = torch.var_mean(x, dim=dims, unbiased=False)  # this rank's slice, in float32
         n_r = x.new_full((C,), x.numel() / C, dtype=torch.float64)
         m, v = mean_r.double(), var_r.double()
-        total = _SumOverRanks.apply(torch.cat([n_r * m, n_r * (v + m * m), n_r]))
+        total = SumOverRanks.apply(torch.cat([n_r * m, n_r * (v + m * m), n_r]))
         count = total[2 * C :]
         mean = total[:C] / count
         var = (total[C : 2 * C] / count - mean * mean).clamp_min(0)

@@ -114,35 +114,35 @@ def evaluate_nb201(module, space, table, seed: int, best_of: int = 10, report=No
     alphas, rule = policy_alphas(module, space, betas, NB201_CELLS[space.train_cells], acc, best_of, seed)
     report_acc, report_label = report_measurement(table, report)
     tables = {"reward": acc} | ({"report": report_acc} if report_acc is not None else {})
-    rows: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, a in alphas.items():
-        rows[name] = {
-            t: {"mean": float(np.mean(g)), "std": float(np.std(g))}
-            for t, tab in tables.items()
-            for g in [_gains(tab, a, betas)]
-        }
-    random_gain = oracle.random_valid_gain(betas, np.stack(list(tables.values())), space.mask)  # [tables, B]
-    rows["random valid"] = {t: {"mean": float(np.mean(g)), "std": None} for t, g in zip(tables, random_gain)}
-    order = [
-        "keep-all",
-        "random valid",
-        "best fixed per-op rule",
-        "per-input optimum",
-        "policy (1 sample)",
-        "policy (argmax)",
-        f"policy (best of {best_of})",
-    ]
+    rows = gain_rows(alphas, betas, tables, space.mask)
     results = {
         "num_inputs": int(len(betas)),
         "selected_on": getattr(table, "label", "the reward table"),
         "reported_on": report_label,
-        "rows": {k: rows[k] for k in order},
+        "rows": rows,
         "best_fixed_rule": {space.ops[i]: space.ops[j] for i, j in enumerate(rule)},
         "optimum_fraction": {
             t: rows["policy (1 sample)"][t]["mean"] / rows["per-input optimum"][t]["mean"] for t in tables
         },
     }
     return results, nb201_records(space, betas, alphas, tables, best_of)
+
+
+def gain_rows(alphas: dict, betas: np.ndarray, tables: dict, mask: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Mean and std of the gain of each row of ``alphas`` on each table, and the exact expected gain of a random
+    valid transformation; rows in table order (keep-all, random valid, then ``alphas``' own order)."""
+    rows: dict[str, dict[str, dict[str, Any]]] = {
+        name: {
+            t: {"mean": float(np.mean(g)), "std": float(np.std(g))}
+            for t, tab in tables.items()
+            for g in [_gains(tab, a, betas)]
+        }
+        for name, a in alphas.items()
+    }
+    random_gain = oracle.random_valid_gain(betas, np.stack(list(tables.values())), mask)  # [tables, B]
+    random = {t: {"mean": float(np.mean(g)), "std": None} for t, g in zip(tables, random_gain)}
+    first = next(iter(alphas))
+    return {first: rows.pop(first), "random valid": random, **rows}
 
 
 def nb201_records(space, betas, alphas: dict, tables: dict, best_of: int) -> list[dict]:

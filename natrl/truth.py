@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from natrl import nb201_oracle as oracle
-from natrl.evaluate import _gains, nb201_records, policy_actions, report_measurement
+from natrl.evaluate import _gains, gain_rows, nb201_records, policy_actions, report_measurement
 from natrl.spaces import NB201_CELLS, nb201_genotype, nb201_index
 
 
@@ -154,32 +154,14 @@ def evaluate_nb201_supernet(module, space, backend, table, report, num_inputs: i
     }
     report_acc, report_label = report_measurement(table, report)
     tables = {"reward": acc} | ({"report": report_acc} if report_acc is not None else {})
-    rows: dict[str, dict[str, dict[str, Any]]] = {
-        name: {
-            t: {"mean": float(np.mean(g)), "std": float(np.std(g))}
-            for t, tab in tables.items()
-            for g in [_gains(tab, a, betas)]
-        }
-        for name, a in alphas.items()
-    }
-    random_gain = oracle.random_valid_gain(betas, np.stack(list(tables.values())), space.mask)
-    rows["random valid"] = {t: {"mean": float(np.mean(g)), "std": None} for t, g in zip(tables, random_gain)}
-    order = [
-        "keep-all",
-        "random valid",
-        "best fixed per-op rule",
-        "per-input optimum",
-        "policy (1 sample)",
-        "policy (argmax)",
-        best_k,
-    ]
+    rows = gain_rows(alphas, betas, tables, space.mask)
     results = {
         "num_inputs": int(len(betas)),
         "selected_on": table.label,
         "picks": f"the policy's best of {best_of} is chosen by the supernet; the fixed rule (on the training "
         f"inputs) and the per-input optimum are chosen on {table.label}: oracles the search never had",
         "reported_on": report_label,
-        "rows": {k: rows[k] for k in order},
+        "rows": rows,
         "all_heldout": _all_heldout(module, space, tables, seed),
         "best_fixed_rule": {space.ops[i]: space.ops[j] for i, j in enumerate(rule)},
     }

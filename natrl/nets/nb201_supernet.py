@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from natrl.cells import Cell, Genotype
 from natrl.nets.eval_net import ResNetBasicBlock
 from natrl.nets.ops import OPS
-from natrl.nets.supernet import ShardBatchNorm2d, _bn_free_stats
+from natrl.nets.supernet import SupernetScoring, _bn_free_stats
 from natrl.ops import NB201_OPS
 
 
@@ -88,7 +88,7 @@ class NB201SuperCell(nn.Module):
         return torch.zeros_like(x) if out is None else out
 
 
-class NB201Supernet(nn.Module):
+class NB201Supernet(SupernetScoring):
     """NB201's network whose cells are op banks; ``forward(x, genotype)`` runs the genotype's cell everywhere."""
 
     def __init__(self, preset: NB201SupernetPreset | str = "cpu", num_classes: int = 10, vocab=NB201_OPS):
@@ -114,14 +114,3 @@ class NB201Supernet(nn.Module):
         for layer in self.layers:
             h = layer(h, genotype.normal) if isinstance(layer, NB201SuperCell) else layer(h)
         return self.classifier(self.global_pooling(self.lastact(h)).flatten(1))
-
-    def sync_batchnorm(self, enabled: bool):
-        """Training BatchNorms use the global batch's statistics across the process group (shards)."""
-        for m in self.modules():
-            if isinstance(m, ShardBatchNorm2d):
-                m.sync = enabled
-
-    @torch.no_grad()
-    def accuracy(self, genotypes, x, y) -> torch.Tensor:
-        """Accuracy (percent) of each genotype on the batch (x, y), scored without gradients."""
-        return torch.stack([(self(x, g).argmax(1) == y).float().mean() * 100 for g in genotypes])

@@ -31,6 +31,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from natrl.cells import Cell, Genotype
+from natrl.ddp import SumOverRanks
 from natrl.nets.ops import OPS, FactorizedReduce, ReLUConvBN
 
 
@@ -59,29 +60,12 @@ class ShardBatchNorm2d(nn.BatchNorm2d):
         return super().forward(input)
 
 
-class _SumOverRanks(torch.autograd.Function):
-    """all_reduce(SUM) with its gradient: every rank's loss depends on the sum, so the gradient of each rank's
-    contribution is the sum of the ranks' output gradients (an all-reduce of them)."""
-
-    @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        out = tensor.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        grad = grad.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad
-
-
 def global_batch_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     """(x - mean) / sqrt(var + eps) with per-channel mean and biased variance over every rank's batch, from one
     all-reduce of [sum, sum of squares, count]; differentiable, so the backward pass is the global BN's."""
     C = x.shape[1]
     count = x.new_full((1,), x.numel() / C)
-    total = _SumOverRanks.apply(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
+    total = SumOverRanks.apply(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
     mean = total[:C] / total[-1]
     var = (total[C : 2 * C] / total[-1] - mean * mean).clamp_min(0)
     return (x - mean.view(1, C, 1, 1)) * torch.rsqrt(var + eps).view(1, C, 1, 1)
@@ -99,6 +83,22 @@ def _bn_free_stats(module: nn.Module):
             )
         else:
             _bn_free_stats(child)
+
+
+class SupernetScoring(nn.Module):
+    """What every supernet shares: BatchNorm synchronisation for sharded training and scoring by accuracy.
+    Subclasses implement ``forward(x, genotype)``."""
+
+    def sync_batchnorm(self, enabled: bool):
+        """Training BatchNorms use the global batch's statistics across the process group (shards)."""
+        for m in self.modules():
+            if isinstance(m, ShardBatchNorm2d):
+                m.sync = enabled
+
+    @torch.no_grad()
+    def accuracy(self, genotypes, x, y) -> torch.Tensor:
+        """Accuracy (percent) of each genotype on the batch (x, y), scored without gradients."""
+        return torch.stack([(self(x, g).argmax(1) == y).float().mean() * 100 for g in genotypes])
 
 
 class SuperCell(nn.Module):
@@ -129,7 +129,7 @@ class SuperCell(nn.Module):
         return torch.cat(out, dim=1)
 
 
-class Supernet(nn.Module):
+class Supernet(SupernetScoring):
     def __init__(
         self,
         vocab,
@@ -165,14 +165,3 @@ class Supernet(nn.Module):
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, genotype.reduce if cell.reduction else genotype.normal)
         return self.classifier(self.global_pooling(s1).flatten(1))
-
-    def sync_batchnorm(self, enabled: bool):
-        """Training BatchNorms use the global batch's statistics across the process group (shards)."""
-        for m in self.modules():
-            if isinstance(m, ShardBatchNorm2d):
-                m.sync = enabled
-
-    @torch.no_grad()
-    def accuracy(self, genotypes, x, y) -> torch.Tensor:
-        """Accuracy (percent) of each genotype on the batch (x, y), scored without gradients."""
-        return torch.stack([(self(x, g).argmax(1) == y).float().mean() * 100 for g in genotypes])

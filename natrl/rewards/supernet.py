@@ -141,9 +141,9 @@ class SupernetTrainer:
 
     def local_slice(self, n: int) -> slice:
         """This shard's contiguous part of a global batch of ``n`` images (parts differ by at most one)."""
-        base, extra = divmod(n, self.world)
-        start = self.rank * base + min(self.rank, extra)
-        return slice(start, start + base + (self.rank < extra))
+        from natrl.ddp import shard
+
+        return shard(n, self.rank, self.world)
 
     def train_epoch(
         self,
