@@ -135,7 +135,6 @@ def test_cached_rewards_are_exact_and_renewed_every_epoch():
     cells = [nb201_genotype(i) for i in (5, 900, 5)]
     first = backend.score(cells)
     assert first[0] == first[2] and backend.score(cells[1:2])[0] == first[1]  # one batch for the whole epoch
-    assert torch.equal(backend.trainer.reward.batch(0)[1], backend.trainer.reward.batch(0)[1])
     np.testing.assert_array_equal(first, backend.trainer.score(cells, 0))  # what scoring again gives
     backend.train_epoch(lambda: space.sample_input(np.random.default_rng(0)), max_steps=1)
     assert backend.batch_counter == 1 and not backend.cache
