@@ -110,6 +110,36 @@ def test_trial_resources_reserve_the_shards():
     assert len(sweep.trial_grid(sweep.SweepConfig())) == 2 * 3 * (5 + 4 + 4 + 4 + 3)
 
 
+def _trial_configs(cfg):
+    return [
+        (t, sweep.trial_config({"trial": t, "base": sweep.train_base(cfg), "out": None})) for t in sweep.trial_grid(cfg)
+    ]
+
+
+def test_trials_take_their_presets_recipe_then_the_given_knobs_then_the_grid_point():
+    from natrl.runs.transformer import RECIPES, recipe
+
+    for t, c in _trial_configs(sweep.SweepConfig(ablations=["lam"])):  # our recipe: the main job's knobs
+        assert (c.preset, c.m, c.n, c.iters, c.lr, c.baseline) == ("natrl", 32, 2, 1500, 1e-3, "input")
+        assert c.lam == t["overrides"]["lam"] and c.rule == t["overrides"]["rule"] and c.tag == "lam"
+    papers = _trial_configs(sweep.SweepConfig(preset="papers", ablations=["m"], seeds=1))
+    assert {c.rule for _, c in papers} == {"nat", "natpp"}
+    for t, c in papers:  # NAT trials on NAT's recipe, NAT++ trials on NAT++'s; the grid point wins over both
+        assert c.preset == c.rule and c.m == t["overrides"]["m"] and c.n == 1
+        assert (c.lam, c.lr, c.baseline, c.hidden) == tuple(
+            RECIPES[c.rule][k] for k in ("lam", "lr", "baseline", "hidden")
+        )
+        assert c.iters == recipe(c.rule, "nb201")["iters"] == {"nat": 46_900, "natpp": 93_800}[c.rule]
+    _, given = _trial_configs(sweep.SweepConfig(preset="papers", ablations=["lam"], iters=500, seeds=1))[0]
+    assert given.iters == 500 and given.m == 1  # a knob the sweep was given beats the preset
+    assert sweep.max_updates(sweep.SweepConfig(preset="papers", ablations=["lam"])) == 93_801
+
+
+def test_an_old_sweep_config_keeps_its_supernet_size_and_budget():
+    old = sweep.SweepConfig(preset="tiny")  # config.json written when --preset was the supernet size
+    assert (old.preset, old.supernet_size, old.iters, old.m, old.n, old.epochs) == ("natrl", "tiny", 300, 32, 2, 3)
+
+
 @pytest.mark.slow
 def test_supernet_shards_use_the_tune_trials_reservation(ray_session, tmp_path):
     """A sweep trial reserves [trial CPU] + one bundle per shard; the shards go into those bundles (with 2 CPUs

@@ -35,7 +35,7 @@ TRAIN_KNOBS = (
     "n",
     "reward",
     "data",
-    "preset",
+    "supernet_size",
     "epochs",
     "supernet_steps",
     "cpu_shards",
@@ -54,15 +54,29 @@ class SweepConfig(RunConfig):
     rules: list[Literal["natpp", "nat"]] = knob(["natpp", "nat"], "transition rules, one grid each")
     values: list[str] = knob([], "replace the grid of a single ablation, e.g. --values 0.03 0.3")
     seeds: int = knob(3, "seeds 0 .. seeds-1 for every grid point", ge=1, le=1000)
-    iters: int = knob(300, "policy updates per trial (per supernet epoch with --reward supernet)", ge=1, le=10**8)
-    m: int = knob(32, "inputs per update where the ablation does not set it", ge=1, le=100000)
-    n: int = knob(2, "samples per input where the ablation does not set it", ge=1, le=10000)
+    preset: Literal["natrl", "papers"] = knob(
+        "natrl",
+        "every trial's recipe before its grid point: natrl (our defaults, 1,500 updates of m=32 x n=2) or papers "
+        "(each rule's paper recipe: --preset nat for NAT trials, natpp for NAT++; docs/papers.md#presets)",
+    )
+    iters: int | None = knob(
+        None,
+        "policy updates per trial (per supernet epoch with --reward supernet; default: the preset's)",
+        ge=1,
+        le=10**8,
+    )
+    m: int | None = knob(
+        None, "inputs per update where the ablation does not set it (default: the preset's)", ge=1, le=100000
+    )
+    n: int | None = knob(
+        None, "samples per input where the ablation does not set it (default: the preset's)", ge=1, le=10000
+    )
     reward: Literal["nb201", "supernet"] = knob("nb201", "nb201 (tabular) or supernet (darts space, Algorithm 1)")
     table: str | None = knob(None, "NB201 reward table (default analog-nasbench)", metavar="PATH")
     report_table: str | None = knob(None, "official NB201 table to report on as well", metavar="PATH")
     data: str | None = knob(None, "CIFAR-10 for --reward supernet", metavar="PATH")
-    preset: Literal["tiny", "paper"] = knob("tiny", "supernet size")
-    epochs: int = knob(3, "supernet epochs per trial", ge=1, le=100000)
+    supernet_size: Literal["tiny", "paper"] = knob("tiny", "supernet size")
+    epochs: int | None = knob(None, "supernet epochs per trial (default: the preset's)", ge=1, le=100000)
     supernet_steps: int = knob(0, "cap on supernet steps per epoch (0 = full pass)", ge=0, le=10**8)
     cpu_shards: int = knob(1, "supernet shards per trial without GPUs", ge=1, le=1024)
     num_gpus: int = knob(0, "GPUs per supernet trial (one shard each)", ge=0, le=4096)
@@ -81,6 +95,14 @@ class SweepConfig(RunConfig):
     )
     out: str | None = knob(None, "sweep directory (default sweeps/sweep-<reward>-<time>)", metavar="DIR")
     resume: str | None = knob(None, "sweep directory to continue", metavar="DIR")
+
+    def __post_init__(self):
+        legacy: Any = self.preset
+        if legacy in ("tiny", "paper"):  # config.json written before --preset named the recipe
+            self.supernet_size, self.preset = legacy, "natrl"
+            for k, v in (("iters", 300), ("m", 32), ("n", 2), ("epochs", 3)):  # that version's defaults
+                if getattr(self, k) is None:
+                    setattr(self, k, v)
 
     def validate(self):
         if self.values and len(self.ablations) != 1:
@@ -138,10 +160,25 @@ def trial_grid(cfg: SweepConfig) -> list[dict]:
                         {
                             "ablation": ablation,
                             "name": f"{rule}-{label}-s{seed}",
-                            "overrides": {**point, "rule": rule, "seed": seed},
+                            "overrides": {**point, "rule": rule, "seed": seed, "preset": trial_preset(cfg, rule)},
                         }
                     )
     return trials
+
+
+def trial_preset(cfg: SweepConfig, rule: str) -> str:
+    """The TrainConfig preset of a ``rule`` trial: natrl, or that rule's paper (NAT runs use NAT's recipe)."""
+    return rule if cfg.preset == "papers" else "natrl"
+
+
+def trial_config(config: dict):
+    """The trial's TrainConfig: its preset's recipe, then the sweep's given knobs, then its grid point."""
+    from natrl.config import resolve
+    from natrl.runs.transformer import TrainConfig
+
+    trial = config["trial"]
+    given = {k: v for k, v in config["base"].items() if v is not None}
+    return resolve(TrainConfig, {**given, **trial["overrides"], "tag": trial["ablation"], "out": config["out"]})
 
 
 def trial_resources(cfg: SweepConfig):
@@ -249,8 +286,7 @@ def run_trial(config: dict):
             train(TrainConfig(resume=str(out)), given={"resume"}, report=TuneReporter(upload))
         else:
             shutil.rmtree(out, ignore_errors=True)
-            cfg = TrainConfig(**{**config["base"], **trial["overrides"], "tag": trial["ablation"], "out": str(out)})
-            train(cfg, report=TuneReporter(upload))
+            train(trial_config({**config, "out": str(out)}), report=TuneReporter(upload))
         if upload is not None:
             upload()
     tune.report(metrics_of(out))
@@ -318,15 +354,14 @@ def make_tuner(cfg: SweepConfig, sweep_dir: Path, trials: list[dict]):
     from ray import tune
 
     trainable = tune.with_resources(run_trial, trial_resources(cfg))
-    base = {k: getattr(cfg, k) for k in TRAIN_KNOBS}
-    base["space"] = "darts" if cfg.reward == "supernet" else "nb201"
+    base = train_base(cfg)
     scheduler = None
     if cfg.scheduler == "asha":
         scheduler = tune.schedulers.ASHAScheduler(
             metric="reward_mean",
             mode="max",
-            max_t=cfg.iters * (cfg.epochs if cfg.reward == "supernet" else 1) + 1,
-            grace_period=max(1, cfg.iters // 10),
+            max_t=max_updates(cfg),
+            grace_period=max(1, max_updates(cfg) // 10),
         )
     return tune.Tuner(
         trainable,
@@ -344,6 +379,17 @@ def make_tuner(cfg: SweepConfig, sweep_dir: Path, trials: list[dict]):
         ),
         run_config=tune.RunConfig(name="tune", storage_path=cfg.storage or str(sweep_dir), verbose=1),
     )
+
+
+def max_updates(cfg: SweepConfig) -> int:
+    """The most policy updates a trial of the sweep makes (ASHA's horizon)."""
+    configs = [trial_config({"trial": t, "base": train_base(cfg), "out": None}) for t in trial_grid(cfg)]
+    return max(c.iters * (c.epochs if c.reward == "supernet" else 1) for c in configs) + 1
+
+
+def train_base(cfg: SweepConfig) -> dict:
+    """The sweep's knobs every trial gets (None: the trial's preset decides)."""
+    return {k: getattr(cfg, k) for k in TRAIN_KNOBS} | {"space": "darts" if cfg.reward == "supernet" else "nb201"}
 
 
 def fit_rows(build_tuner, sweep_dir: Path) -> list[dict]:
