@@ -44,19 +44,32 @@ def random_pairs(space, num_pairs: int, seed: int, per_input: int = 5) -> tuple[
     return u.argmax(-1), betas
 
 
-def supernet_gains(backend, alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
-    """R(alpha | beta) on the supernet for op-index arrays: every distinct cell scored once, in one call."""
+# Reward batches of the 60% split that a correlation point with ``corr_batches`` averages: a seeded pass of
+# their own (DeviceBatches.batch: pass i // len), which no run's rewards reach, the same images at every epoch.
+EVAL_BATCH_OFFSET = 10**9
+
+
+def supernet_gains(backend, alphas: np.ndarray, betas: np.ndarray, batches: int = 0) -> np.ndarray:
+    """R(alpha | beta) on the supernet for op-index arrays: every distinct cell scored once, in one call, like a
+    reward (``batches`` = 0), or averaged over ``batches`` fixed evaluation batches."""
     cells = np.unique(np.concatenate([nb201_index(alphas), nb201_index(betas)]))
+    genotypes = [nb201_genotype(int(i)) for i in cells]
     acc = np.full(len(NB201_CELLS), np.nan)
-    acc[cells] = backend.score([nb201_genotype(int(i)) for i in cells])
+    if batches:
+        acc[cells] = backend.score_on_batches(genotypes, range(EVAL_BATCH_OFFSET, EVAL_BATCH_OFFSET + batches))
+    else:
+        acc[cells] = backend.score(genotypes)
     return _gains(acc, alphas, betas)
 
 
-def correlation_point(backend, space, table, report, pairs: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-    """Rank correlation of the supernet's R(alpha | beta) with the true gain, on each measurement."""
+def correlation_point(
+    backend, space, table, report, pairs: tuple[np.ndarray, np.ndarray], batches: int = 0
+) -> dict[str, Any]:
+    """Rank correlation of the supernet's R(alpha | beta) with the true gain, on each measurement; R as a
+    reward scores it (``batches`` = 0) or averaged over ``batches`` fixed evaluation batches."""
     alphas, betas = pairs
-    predicted = supernet_gains(backend, alphas, betas)
-    point: dict[str, Any] = {"pairs": len(betas)}
+    predicted = supernet_gains(backend, alphas, betas, batches)
+    point: dict[str, Any] = {"pairs": len(betas), "eval_batches": batches}
     report_acc, _ = report_measurement(table, report)
     for name, acc in (("select", table.accuracy), ("report", report_acc)):
         if acc is not None:

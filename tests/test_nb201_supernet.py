@@ -141,6 +141,26 @@ def test_cached_rewards_are_exact_and_renewed_every_epoch():
     np.testing.assert_array_equal(backend.score(cells), backend.trainer.score(cells, 1))
 
 
+def test_correlation_on_fixed_eval_batches_leaves_the_rewards_alone():
+    """--corr-batches K: R averaged over K fixed evaluation batches (the same at every epoch), without moving
+    the reward batch counter or filling the reward cache."""
+    from natrl.rewards.supernet import LocalSupernet
+    from natrl.truth import EVAL_BATCH_OFFSET, random_pairs, supernet_gains
+
+    space = make_space("nb201")
+    kw = dict(space="nb201", preset=SMALL, batch_size=16, reward_batch=8, seed=0)
+    backend = LocalSupernet(space.ops, _tiny_data(), cache_rewards=True, **kw)
+    alphas, betas = random_pairs(space, 6, seed=0, per_input=3)
+    gains = supernet_gains(backend, alphas, betas, batches=3)
+    assert backend.batch_counter == 0 and not backend.cache
+    cells = [space.genotype(a) for a in alphas] + [space.genotype(b) for b in betas]
+    per_batch = [backend.trainer.score(cells, EVAL_BATCH_OFFSET + k) for k in range(3)]
+    mean = np.mean(per_batch, axis=0)
+    np.testing.assert_allclose(gains, mean[:6] - mean[6:])
+    assert not np.array_equal(per_batch[0], per_batch[1])  # three different sets of images
+    np.testing.assert_array_equal(gains, supernet_gains(backend, alphas, betas, batches=3))  # same images again
+
+
 def test_rank_correlations_and_pairs():
     from natrl.truth import random_pairs, rank_correlations
 
@@ -167,7 +187,7 @@ class _Tripwire:
 
 def _nb201_supernet_args(data, out, *extra):
     flags = "--space nb201 --reward supernet --epochs 2 --supernet-steps 2 --supernet-batch 8 --iters 2 --m 2 --n 2"
-    flags += " --corr-pairs 20 --eval-inputs 4 --best-of 2 --seed 3"
+    flags += " --corr-pairs 20 --corr-batches 2 --eval-inputs 4 --best-of 2 --seed 3"
     return [*flags.split(), "--data", str(data), "--out", str(out), *extra]
 
 

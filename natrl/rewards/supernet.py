@@ -58,6 +58,14 @@ class SupernetReward:
         acc = dict(zip(distinct, self._score_distinct(distinct, k)))
         return np.array([acc[g] for g in genotypes], dtype=np.float64)
 
+    def score_on_batches(self, genotypes: Sequence[Genotype], batches: Sequence[int]) -> np.ndarray:
+        """Mean accuracy of each genotype over reward batches ``batches`` (evaluation: neither the batch counter
+        nor the cache is touched, so the rewards the policy sees are the same with or without it)."""
+        distinct = list(dict.fromkeys(genotypes))
+        mean = np.mean([self._score_distinct(distinct, k) for k in batches], axis=0)
+        acc = dict(zip(distinct, mean))
+        return np.array([acc[g] for g in genotypes], dtype=np.float64)
+
     def new_weights(self):
         """The supernet trained: with the cache, the next epoch's rewards are scored afresh on the next batch."""
         if self.cache_rewards:

@@ -210,6 +210,13 @@ class TrainConfig(RunConfig):
         ge=0,
         le=10**6,
     )
+    corr_batches: int = knob(
+        0,
+        "nb201 space: score each correlation point's pairs on the mean of K fixed evaluation batches of the 60% "
+        "split (the same images every epoch); 0 = like a reward, on the epoch's reward batch",
+        ge=0,
+        le=1000,
+    )
     corr_every: int = knob(1, "supernet epochs between two correlation points (the last epoch always has one)", ge=1)
     supernet_lr: float = knob(0.01, "supernet SGD learning rate, cosine-annealed to 0.001 (released code: 0.01)", gt=0, le=10)
     cpu_shards: int = knob(1, "supernet shards when --num-gpus 0 (with --num-gpus N: one shard per GPU)", ge=1, le=1024)
@@ -599,7 +606,9 @@ class TransformerRun:
         from natrl.truth import correlation_point, random_pairs
 
         pairs = random_pairs(self.space, self.cfg.corr_pairs, seed=self.cfg.seed)
-        point = correlation_point(self.backend, self.space, self.inputs.table, self.inputs.report, pairs)
+        point = correlation_point(
+            self.backend, self.space, self.inputs.table, self.inputs.report, pairs, self.cfg.corr_batches
+        )
         self.curve.append({"epoch": epoch, "supernet_loss": round(stats["loss"], 4), **point})
         self.run.write_csv("correlation.csv", self.curve)
         taus = ", ".join(f"{k} {v:+.3f}" for k, v in point.items() if k.startswith("kendall"))
