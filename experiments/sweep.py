@@ -18,7 +18,8 @@ natrl, our defaults, 1,500 updates of m=32 x n=2; or papers, NAT trials on NAT's
 Each trial reserves a placement group (its own CPU, plus one bundle per supernet shard) and reports every
 policy update to Tune (so --scheduler asha works); its run directory is tune/<trial>/run. The sweep directory
 (default sweeps/<name>) holds config.json, log.txt, tune/ (Tune's state and the trials), trials.csv and
-status.json. The analysis/ scripts read it. Expected (NB201, 2 cores, --preset natrl): a trial takes well under a minute, two at a time.
+status.json. The analysis/ scripts read it. Expected (NB201, 2 cores, --preset natrl): a trial takes well under
+a minute, two at a time.
 
 --resume rebuilds the grid from the sweep's config.json: finished trials are reported from their results.json,
 the others run in a fresh Tuner and continue from their run's plain-tensor checkpoint. Tune's own state files

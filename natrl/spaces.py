@@ -13,6 +13,7 @@ Action: MultiDiscrete([K] * E), the new op index of every edge.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -315,3 +316,18 @@ def make_space(name: str, **kwargs):
     if name not in SPACES:
         raise NatrlError(f"unknown space '{name}'; choose one of {', '.join(SPACES)}")
     return SPACES[name](**kwargs)
+
+
+def fair_cells(space: NB201Space, rng: np.random.Generator) -> Callable[[], Genotype]:
+    """FairNAS-style strict fairness for the NB201 supernet: cells come in groups of K (the number of ops); in a
+    group, the ops of every edge are a random permutation of the K ops, so each op of each edge trains exactly
+    once per K steps. A new sampler per epoch (its last group may be cut short; ``rng`` is checkpointed)."""
+    group: list[Genotype] = []
+
+    def next_cell() -> Genotype:
+        if not group:
+            perms = np.stack([rng.permutation(space.num_ops) for _ in range(space.num_edges)], axis=1)  # [K, E]
+            group.extend(nb201_genotype(int(i)) for i in nb201_index(perms))
+        return group.pop(0)
+
+    return next_cell

@@ -161,6 +161,23 @@ def test_correlation_on_fixed_eval_batches_leaves_the_rewards_alone():
     np.testing.assert_array_equal(gains, supernet_gains(backend, alphas, betas, batches=3))  # same images again
 
 
+def test_fair_sampling_trains_every_op_of_every_edge_equally_often():
+    from natrl.spaces import fair_cells
+
+    space = make_space("nb201")
+    sample = fair_cells(space, np.random.default_rng(0))
+    cells = np.stack([space.encode_genotype(sample()) for _ in range(5 * 40)])  # 40 groups of 5
+    for group in cells.reshape(40, 5, 6):
+        assert (np.sort(group, axis=0) == np.arange(5)[:, None]).all()  # each edge: a permutation of the 5 ops
+    assert len({tuple(c) for c in cells}) > 150  # and the groups differ
+
+
+def test_fair_sampling_is_for_the_nb201_supernet(script, tmp_path):
+    r = script("experiments/train_natpp.py", "--supernet-sampling", "fair", "--out", tmp_path / "r")
+    assert r.returncode == 2 and "--supernet-sampling fair is for the nb201 supernet" in r.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_rank_correlations_and_pairs():
     from natrl.truth import random_pairs, rank_correlations
 
@@ -187,7 +204,7 @@ class _Tripwire:
 
 def _nb201_supernet_args(data, out, *extra):
     flags = "--space nb201 --reward supernet --epochs 2 --supernet-steps 2 --supernet-batch 8 --iters 2 --m 2 --n 2"
-    flags += " --corr-pairs 20 --corr-batches 2 --eval-inputs 4 --best-of 2 --seed 3"
+    flags += " --corr-pairs 20 --corr-batches 2 --supernet-sampling fair --eval-inputs 4 --best-of 2 --seed 3"
     return [*flags.split(), "--data", str(data), "--out", str(out), *extra]
 
 

@@ -15,13 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from natrl.config import RunConfig, knob
 from natrl.errors import NatrlError
 from natrl.rundir import Progress, RunDir, rng_state, seed_everything, set_rng_state
+
+if TYPE_CHECKING:
+    from natrl.cells import Genotype
 
 KIND = "transformer"
 # Policy updates per RLlib training iteration (Algorithm.train()): RLlib's per-iteration bookkeeping (results,
@@ -200,6 +203,11 @@ class TrainConfig(RunConfig):
         "supernet reward: score every reward of an epoch on the same images, each cell once per epoch (exact: "
         "the supernet does not change between its epochs); default: a new batch per update (Algorithm 1)",
     )
+    supernet_sampling: Literal["inputs", "fair"] = knob(
+        "inputs",
+        "cells the supernet trains on: inputs (Algorithm 1: a random training input cell per step) or fair "
+        "(nb201; FairNAS-style: every 5 steps, 5 cells whose ops on each edge are a permutation of the 5 ops)",
+    )
     warmup_epochs: int = knob(
         0, "supernet epochs before the first policy update (Algorithm 1: 0, the policy learns from epoch 1)", ge=0
     )
@@ -259,6 +267,8 @@ class TrainConfig(RunConfig):
                 f"--preset {self.preset} is the {PAPERS[self.preset]} recipe (rule {paper_rule}), not --rule "
                 f"{self.rule}; use --preset {self.rule} (train_{self.rule}.py) or --preset natrl"
             )
+        if self.supernet_sampling == "fair" and (self.space != "nb201" or self.reward != "supernet"):
+            raise NatrlError("--supernet-sampling fair is for the nb201 supernet: give --space nb201 --reward supernet")
         if self.space == "darts" and self.reward != "supernet":
             raise NatrlError("the darts space needs --reward supernet (no table knows its cells)")
         if self.warmup_epochs >= self.epochs and self.iters:
@@ -585,9 +595,7 @@ class TransformerRun:
         ``warmup_epochs + 1``) scored on the 60% split; on nb201 a correlation point after every epoch."""
         cfg = self.cfg
         for epoch in range(self.done_epochs + 1, cfg.epochs + 1):
-            stats = self.backend.train_epoch(
-                lambda: self.space.sample_input(self.rng), max_steps=cfg.supernet_steps or None
-            )
+            stats = self.backend.train_epoch(self.supernet_cells(), max_steps=cfg.supernet_steps or None)
             print(
                 f"epoch {epoch}/{cfg.epochs}  supernet loss {stats['loss']:.3f}  train acc {stats['train_acc']:.1f}%"
                 f"  lr {stats['lr']:.4f}  {time.time() - self.started:6.1f}s",
@@ -600,6 +608,14 @@ class TransformerRun:
                     self.policy_updates(min(UPDATES_PER_ITERATION, self.iters - done), epoch=epoch)
             self.done_epochs = epoch
             self.checkpoint()
+
+    def supernet_cells(self) -> Callable[[], Genotype]:
+        """One epoch's source of the cells the supernet trains on (its step i trains the i-th call's cell)."""
+        if self.cfg.supernet_sampling == "fair":
+            from natrl.spaces import fair_cells
+
+            return fair_cells(self.space, self.rng)
+        return lambda: self.space.sample_input(self.rng)
 
     def correlation_point(self, epoch: int, stats: dict):
         """The supernet's R(alpha | beta) against the table's true gain (evaluation only: nothing learns from it)."""
