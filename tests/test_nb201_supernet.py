@@ -267,3 +267,12 @@ def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session
     assert [r["batch"] for r in batches] == ["0", "1"] and batches[0]["batch_images"] == "8"
     md = (tmp_path / "tables" / "nb201_supernet.md").read_text()
     assert "policy (best of 2, chosen by the supernet)" in md and "kendall_select" in md
+    (per_run,) = list(csv.DictReader(open(tmp_path / "tables" / "nb201_supernet_runs.csv")))
+    assert (per_run["run"], per_run["sampling"], per_run["epochs"], per_run["eval batches"]) == (
+        "run",
+        "fair",
+        "2",
+        "2",
+    )
+    assert per_run["kendall tau"] == rows[-1]["kendall_select"]
+    assert float(per_run["1 sample, all held-out"]) == round(results["all_heldout"]["sample_reward"], 2)

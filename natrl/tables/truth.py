@@ -102,6 +102,49 @@ def gains_table(results: list[dict], tabular: list[dict]) -> tuple[list[dict], s
     return rows, "\n".join(lines)
 
 
+ABLATION_KNOBS = {  # config knob -> column: the supernet training choices the runs of one table may differ in
+    "epochs": "epochs",
+    "supernet_sampling": "sampling",
+    "supernet_lr": "lr",
+    "reward_images": "reward images",
+    "reward_cache": "cached",
+    "warmup_epochs": "warm-up",
+    "iters": "updates / epoch",
+    "seed": "seed",
+}
+
+
+def runs_table(runs: list[Path], results: list[dict], curves: list[dict]) -> tuple[list[dict], str]:
+    """One row per run: its supernet choices, the last correlation point, and its true gains on the report
+    measurement (the ablation table: every number is the run's own; nothing is chosen across runs)."""
+    from natrl.rundir import read_config
+    from natrl.runs.transformer import KIND
+
+    rows = []
+    for run, res, curve in zip(runs, results, curves):
+        cfg = read_config(run, KIND)["config"]
+        last = curve["rows"][-1]
+        m = "report" if res.get("reported_on") else "reward"
+        best = next(k for k in res["rows"] if k.startswith("policy (best of"))
+        rows.append(
+            {
+                "run": run.name,
+                **{col: cfg.get(k) for k, col in ABLATION_KNOBS.items()},
+                "tau epoch": int(last["epoch"]),
+                "eval batches": int(last.get("eval_batches", 0)),
+                "kendall tau": last.get("kendall_select"),
+                "spearman rho": last.get("spearman_select"),
+                "1 sample, all held-out": round(res["all_heldout"][f"sample_{m}"], 2),
+                "argmax, all held-out": round(res["all_heldout"][f"argmax_{m}"], 2),
+                f"best of k by the supernet ({res['num_inputs']} inputs)": round(res["rows"][best][m]["mean"], 2),
+            }
+        )
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join("-" if r[c] is None else str(r[c]) for c in cols) + " |" for r in rows]
+    return rows, "\n".join(lines)
+
+
 def rescore(run: Path, sizes: list[int], batches: int = 0) -> tuple[list[dict], list[dict]]:
     """The correlation of ``run``'s final supernet on each number of reward images, and over reward batches
     (natrl.truth); [] for what is not asked."""
@@ -225,6 +268,15 @@ def truth_tables(cfg: TruthConfig, given=None) -> list[Path]:
     )
     out.csv("nb201_supernet_correlation.csv", [{"run": c["run"], **r} for c in curves for r in c["rows"]])
     out.text("nb201_supernet.md", f"{caption}\n\n{table}\n")
+    per_run, per_run_md = runs_table(runs, results, curves)
+    report = results[0]["reported_on"] or results[0]["selected_on"]
+    out.csv("nb201_supernet_runs.csv", per_run)
+    out.text(
+        "nb201_supernet_runs.md",
+        f"Per run: the supernet's training choices, the Kendall tau / Spearman rho of its R(alpha|beta) with the "
+        f"true gain on the selection table at its last correlation point (eval batches 0: one reward batch), and "
+        f"the true gains (points) of its derived cells on {report}.\n\n{per_run_md}\n",
+    )
     out.figure("nb201_supernet_correlation.png", curve_figure(curves))
     written = out.commit()
     print(f"{caption}\n\n{table}")
