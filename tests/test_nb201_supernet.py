@@ -276,3 +276,41 @@ def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session
     )
     assert per_run["kendall tau"] == rows[-1]["kendall_select"]
     assert float(per_run["1 sample, all held-out"]) == round(results["all_heldout"]["sample_reward"], 2)
+
+
+def test_nb201_supernet_run_killed_after_an_epoch_resumes_identically(ray_session, tmp_path, monkeypatch):
+    """Fair sampling, cached rewards, a correlation curve: a run killed right after epoch 1's checkpoint and
+    resumed ends as the uninterrupted run ends (progress, correlation curve, policy weights, true gains)."""
+    import csv
+    import json
+
+    from test_datasets import make_image_folder
+    from test_training import train_main
+
+    from natrl.runs.transformer import TransformerRun
+
+    make_image_folder(tmp_path / "cifar", n=20)
+    args = lambda out: _nb201_supernet_args(tmp_path / "cifar", out, "--reward-cache", "--epochs", "3")  # noqa: E731
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    train_main(args(full))
+    original = TransformerRun.checkpoint
+
+    def save_then_die(self):
+        original(self)
+        if self.done_epochs == 1:
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(TransformerRun, "checkpoint", save_then_die)
+    with pytest.raises(RuntimeError):
+        train_main(args(killed))
+    monkeypatch.setattr(TransformerRun, "checkpoint", original)
+    assert not (killed / "results.json").exists()
+    train_main(["--resume", str(killed)])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    for name in ("progress.csv", "correlation.csv"):
+        assert strip(csv.DictReader(open(killed / name))) == strip(csv.DictReader(open(full / name)))
+    a = torch.load(full / "policy.pt", weights_only=True)["state_dict"]
+    b = torch.load(killed / "policy.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ra, rb = (json.loads((d / "results.json").read_text()) for d in (full, killed))
+    assert ra["rows"] == rb["rows"] and ra["all_heldout"] == rb["all_heldout"]
