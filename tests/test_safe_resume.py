@@ -76,7 +76,7 @@ def test_sweep_resume_never_unpickles_planted_files(ray_session, tmp_path):
     # every trial finished: reported from results.json, Tune is not even started
     sweep(SweepConfig(resume=str(out)), given={"resume"})
     assert not marker.exists()
-    assert "natpp-lam0.03-s0,0.03,natpp,0,done" in (out / "trials.csv").read_text()
+    assert "natpp-lam0.03-s0,0.03,natpp,0,natrl,done" in (out / "trials.csv").read_text()
 
     # an unfinished trial whose run checkpoint is a payload: a fresh Tuner runs it, the trial refuses the file
     (trial / "run" / "results.json").unlink()
