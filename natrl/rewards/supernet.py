@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from natrl.cells import Genotype
 from natrl.datasets import DeviceBatches, split_indices
+from natrl.ddp import shard
 from natrl.nets.nb201_supernet import NB201Supernet
 from natrl.nets.supernet import Supernet
 
@@ -149,8 +150,6 @@ class SupernetTrainer:
 
     def local_slice(self, n: int) -> slice:
         """This shard's contiguous part of a global batch of ``n`` images (parts differ by at most one)."""
-        from natrl.ddp import shard
-
         return shard(n, self.rank, self.world)
 
     def train_epoch(
