@@ -17,12 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # of 20", "200 epochs", "m = 1, n = 1, and lambda = 0.003"; Section 6.2: "a two-layer GCN in practice".
 # Algorithm 1: one policy update per validation batch: 60% of 50,000 images in batches of 64 = 469 per epoch.
 # Papers silent, taken from the released code (docs/papers.md): Adam lr 3e-4, EMA baseline decay 0.99,
-# GCN hidden 100, batch 64, best of 10.
+# GCN hidden 100, batch 64, best of 10, rewards as fractions (its accuracy is utils.accuracy(...) / 100).
 PAPER = {
     "nat": {"rule": "nat", "m": 1, "n": 1, "lam": 0.003, "epochs": 100, "gcn_layers": 2, "supernet_size": "paper"},
     "natpp": {"rule": "natpp", "m": 1, "n": 1, "lam": 0.003, "epochs": 200, "gcn_layers": 2, "supernet_size": "paper"},
 }
-RELEASED_CODE = {"lr": 3e-4, "baseline": "ema", "baseline_decay": 0.99, "hidden": 100, "supernet_batch": 64}
+RELEASED_CODE = {
+    "lr": 3e-4,
+    "baseline": "ema",
+    "baseline_decay": 0.99,
+    "hidden": 100,
+    "supernet_batch": 64,
+    "reward_unit": "fraction",
+}
 
 
 @pytest.mark.parametrize("preset", ["nat", "natpp"])

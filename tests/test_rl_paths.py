@@ -78,3 +78,26 @@ def test_two_learners_use_the_whole_update_for_the_baseline(ray_session):
         assert a["baseline"] == pytest.approx(b["baseline"], abs=1e-6)
         assert a["reward_mean"] == pytest.approx(b["reward_mean"], abs=1e-6)
     assert all(torch.allclose(w0[k], w2[k], atol=1e-5) for k in w0)
+
+
+@pytest.mark.parametrize("unit,scale", [("points", 1.0), ("fraction", 0.01)])
+def test_reward_unit_scales_what_the_loss_sees_not_the_logs(ray_session, monkeypatch, unit, scale):
+    """--reward-unit fraction (the paper presets): the loss sees R / 100, as the released code's accuracy / 100;
+    progress rows keep R in points."""
+    from natrl.algo.reinforce import REINFORCELearner
+
+    seen = []
+    original = REINFORCELearner._sample_and_score
+
+    def spy(self, logits):
+        actions, advantage = original(self, logits)
+        seen.append(float(advantage.mean()))
+        return actions, advantage
+
+    monkeypatch.setattr(REINFORCELearner, "_sample_and_score", spy)
+    algo = build(baseline="none", reward_unit=unit)
+    algo.train_updates(2)
+    rewards = [s["reward_mean"] for s in algo.update_stats]
+    algo.stop()
+    assert len(seen) == 2 and abs(rewards[0]) > 0.5  # rows in points: |mean gain| of random NB201 edits is ~10
+    assert seen == pytest.approx([r * scale for r in rewards], rel=1e-5)

@@ -55,6 +55,9 @@ class REINFORCEConfig(AlgorithmConfig):
         self.n = 1  # sampled transformations alpha per input
         self.baseline = "ema"  # ema, input, or none (natrl.algo.baseline)
         self.baseline_decay = 0.99  # EMA decay of the reward baseline
+        # Multiplies R - b in the loss: 1 for rewards in accuracy points; 0.01 makes them fractions, the
+        # released code's unit (accuracy / 100), against which its lambda was set. Logs stay in points.
+        self.reward_scale = 1.0
         self.sampler = "batched"  # batched (one forward per update, in the driver) or env_runners
         self.updates_per_iteration = 1  # policy updates per Algorithm.train() (see train_updates)
         self.lr = 3e-4
@@ -75,6 +78,7 @@ class REINFORCEConfig(AlgorithmConfig):
         "n",
         "baseline",
         "baseline_decay",
+        "reward_scale",
         "sampler",
         "updates_per_iteration",
         "adam_betas",
@@ -160,6 +164,7 @@ class REINFORCE(Algorithm):
         super().setup(config)
         cfg = cast(REINFORCEConfig, self.config)
         self.baseline = RewardBaseline(cfg.baseline, cfg.baseline_decay)
+        self.reward_scale = float(cfg.reward_scale)
         self.sampler: BatchedSampler | None = None
         self.update_stats: list[dict] = []  # one dict per policy update; the caller drains it
         self._next_updates: int | None = None
@@ -217,7 +222,7 @@ class REINFORCE(Algorithm):
             rows = sampler.score(betas, obs, actions, entropy)
             b = self.baseline(rows.rewards, rows.groups)
             done.append((rows, b))
-            return (rows.rewards - b).astype(np.float32)
+            return ((rows.rewards - b) * self.reward_scale).astype(np.float32)
 
         size = sampler.m * sampler.n
         self.metrics.log_value((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), size, reduce="lifetime_sum")
@@ -239,7 +244,7 @@ class REINFORCE(Algorithm):
             Columns.OBS: rows.obs,
             Columns.ACTIONS: rows.actions,
             Columns.REWARDS: rows.rewards.astype(np.float32),
-            Columns.ADVANTAGES: (rows.rewards - b).astype(np.float32),
+            Columns.ADVANTAGES: ((rows.rewards - b) * self.reward_scale).astype(np.float32),
         }
         batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(columns)}, env_steps=len(rows))
         self._update_learners(batch, reduce_metrics)

@@ -35,6 +35,7 @@ UPDATES_PER_ITERATION = 100
 # Algorithm 1 makes one policy update per batch of the 60% split: ceil(0.6 * 50,000 / 64) = 469 per epoch.
 POLICY_UPDATES_PER_EPOCH = math.ceil(0.6 * 50_000 / 64)
 PAPERS = {"natrl": "natrl", "nat": "NAT", "natpp": "NAT++"}
+REWARD_SCALE = {"points": 1.0, "fraction": 0.01}  # --reward-unit -> the factor on R - b in the policy loss
 # The presets: every knob each paper states (NAT Section 4.1, NAT++ Section 5.1; the released code where the
 # papers are silent, docs/papers.md#presets), and our tuned defaults, which equal TrainConfig's field defaults.
 # ``iters`` is per supernet epoch; on the tabular reward a paper preset runs epochs x 469 updates in all.
@@ -46,6 +47,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lr": 1e-3,
         "baseline": "input",
         "baseline_decay": 0.99,
+        "reward_unit": "points",
         "gcn_layers": 2,
         "hidden": 64,
         "supernet_size": "tiny",
@@ -63,6 +65,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lr": 3e-4,
         "baseline": "ema",
         "baseline_decay": 0.99,
+        "reward_unit": "fraction",
         "gcn_layers": 2,
         "hidden": 100,
         "supernet_size": "paper",
@@ -85,6 +88,7 @@ RECIPE_NOTES = {
     "lr": ("released code (papers silent)", "1,500 updates instead of 93,800: a larger step (not tuned)"),
     "baseline": ("released code (Eqn. 5 has none)", "leave-one-out over an input's n samples, per input"),
     "baseline_decay": ("released code", "-"),
+    "reward_unit": ("released code (accuracy / 100; papers silent)", "our lambda grid was measured in points"),
     "gcn_layers": ("NAT Eqn. (3), NAT++ 6.2", "-"),
     "hidden": ("released code (papers silent)", "our Kipf GCN with a per-edge head; cheaper on CPU (not tuned)"),
     "supernet_size": ("NAT 4.1 (8 cells), NAT++ 5.1 (8 cells, C = 20)", "C = 8, 5 cells: CPU minutes per epoch"),
@@ -166,6 +170,11 @@ class TrainConfig(RunConfig):
         "samples), none",
     )
     baseline_decay: float = knob(0.99, "decay of the moving-average baseline", ge=0, le=1)
+    reward_unit: Literal["points", "fraction"] = knob(
+        "points",
+        "unit of R in the policy loss: points (accuracy in %) or fraction (accuracy / 100, the released code's); "
+        "it sets what lambda weighs the entropy against. Logs stay in points",
+    )
     iters: int = knob(1500, "policy updates (per supernet epoch with --reward supernet)", ge=0, le=10**8)
     eval_every: int = knob(
         0,
@@ -367,6 +376,7 @@ def build_algo(cfg: TrainConfig, backend=None):
             lr=cfg.lr,
             baseline=cfg.baseline,
             baseline_decay=cfg.baseline_decay,
+            reward_scale=REWARD_SCALE[cfg.reward_unit],
             sampler=cfg.sampler,
         )
         # the policy learns on CPU: a 64-wide GCN does not need a GPU, and the GPUs are the shards'
