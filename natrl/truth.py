@@ -73,8 +73,12 @@ def correlation_point(
     report_acc, _ = report_measurement(table, report)
     for name, acc in (("select", table.accuracy), ("report", report_acc)):
         if acc is not None:
-            corr = rank_correlations(predicted, _gains(acc, alphas, betas))
-            point.update({f"{k}_{name}": v for k, v in corr.items()})
+            true = _gains(acc, alphas, betas)
+            corr = rank_correlations(predicted, true)
+            point.update(
+                {f"{k}_{name}": v for k, v in corr.items()}, **{f"mean_gain_{name}": round(float(true.mean()), 3)}
+            )
+    point["mean_R"] = round(float(predicted.mean()), 3)  # against mean_gain_*: how far the supernet over-rates
     return point
 
 
@@ -145,14 +149,32 @@ def _pick_by_supernet(backend, samples: np.ndarray, betas: np.ndarray) -> np.nda
     return samples[scores.argmax(0), np.arange(B)]
 
 
-@torch.no_grad()
-def evaluate_nb201_supernet(module, space, backend, table, report, num_inputs: int, best_of: int, seed: int):
-    """(results, records): mean true gains over ``num_inputs`` random held-out inputs; the policy's best of k
-    is chosen by the supernet, every other pick on the selection table; all reported on both measurements."""
+def policy_samples(module, space, num_inputs: int, best_of: int, seed: int):
+    """(betas, argmax, samples [k, B, 6]): the evaluation's ``num_inputs`` seeded held-out inputs (the inputs of
+    :func:`random_pairs` with the same seed) and the policy's argmax and k samples for each."""
     rng = np.random.default_rng(seed)
     held = rng.choice(space.heldout_cells, min(num_inputs, len(space.heldout_cells)), replace=False)
     betas = NB201_CELLS[np.sort(held)]
     argmax, samples = policy_actions(module, space.observe_batch(betas), best_of, torch.Generator().manual_seed(seed))
+    return betas, argmax, samples
+
+
+def policy_pairs(samples: np.ndarray, betas: np.ndarray, per_input: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(alphas, betas) of the policy's first ``per_input`` samples of each input: the pairs the policy chooses
+    among, where the supernet's errors decide what it learns (random pairs: :func:`random_pairs`)."""
+    per = min(per_input, len(samples))
+    return samples[:per].reshape(-1, samples.shape[-1]), np.tile(betas, (per, 1))
+
+
+@torch.no_grad()
+def evaluate_nb201_supernet(
+    module, space, backend, table, report, num_inputs: int, best_of: int, seed: int, corr_batches: int | None = None
+):
+    """(results, records): mean true gains over ``num_inputs`` random held-out inputs; the policy's best of k
+    is chosen by the supernet, every other pick on the selection table; all reported on both measurements.
+    With ``corr_batches`` (see :func:`correlation_point`), also the rank correlation on the policy's own
+    samples (:func:`policy_pairs`)."""
+    betas, argmax, samples = policy_samples(module, space, num_inputs, best_of, seed)
     acc = table.accuracy
     opt_idx, _ = oracle.per_input_optimum(betas, acc, space.mask)
     rule, _ = oracle.best_fixed_rule(NB201_CELLS[space.train_cells], acc, space.mask)
@@ -178,6 +200,9 @@ def evaluate_nb201_supernet(module, space, backend, table, report, num_inputs: i
         "all_heldout": _all_heldout(module, space, tables, seed),
         "best_fixed_rule": {space.ops[i]: space.ops[j] for i, j in enumerate(rule)},
     }
+    if corr_batches is not None:
+        pairs = policy_pairs(samples, betas)
+        results["policy_correlation"] = correlation_point(backend, space, table, report, pairs, corr_batches)
     records = nb201_records(space, betas, {**alphas, f"policy (best of {best_of})": alphas[best_k]}, tables, best_of)
     return results, records
 
@@ -206,5 +231,16 @@ def truth_markdown(results: dict) -> str:
         f"True accuracy gain (points) of {results['num_inputs']} random held-out inputs. Picks: "
         f"{results['picks']}. Report: {results['reported_on'] or results['selected_on']}.\n\n"
         f"{markdown_table(results)}\n\n"
-        f"On all {held['num_inputs']} held-out inputs ({line}).\n"
+        f"On all {held['num_inputs']} held-out inputs ({line}).\n" + _policy_correlation_line(results)
+    )
+
+
+def _policy_correlation_line(results: dict) -> str:
+    point = results.get("policy_correlation")
+    if not point:
+        return ""
+    taus = ", ".join(f"{k} {v:+.3f}" for k, v in point.items() if k.startswith(("kendall", "spearman")))
+    return (
+        f"\nSupernet R vs true gain on the policy's own samples ({point['pairs']} pairs: 5 samples of each "
+        f"input above): {taus}.\n"
     )

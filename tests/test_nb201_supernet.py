@@ -258,8 +258,21 @@ def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session
     from natrl.tables.truth import TruthConfig, truth_tables
 
     written = truth_tables(
-        TruthConfig(paths=[str(out)], out=str(tmp_path / "tables"), rescore_images=[8, 4], rescore_batches=2)
+        TruthConfig(
+            paths=[str(out)],
+            out=str(tmp_path / "tables"),
+            rescore_images=[8, 4],
+            rescore_batches=2,
+            policy_pairs=True,
+        )
     )
+    # the policy's own samples, scored in the run and again on the reloaded supernet: the same pairs, same numbers
+    in_run = results["policy_correlation"]
+    assert in_run["pairs"] == 4 * 2 and "kendall_report" not in in_run  # 4 inputs x best of 2; no report table
+    random_row, policy_row = list(csv.DictReader(open(tmp_path / "tables" / "nb201_supernet_policy_pairs.csv")))
+    assert (random_row["pairs_from"], policy_row["pairs_from"]) == ("random", "policy")
+    assert float(policy_row["mean_R"]) == in_run["mean_R"] and float(policy_row["pairs"]) == in_run["pairs"]
+    assert float(random_row["mean_R"]) == pytest.approx(float(rows[-1]["mean_R"]))  # the curve's last point
     assert {p.name for p in written} >= {"nb201_supernet.md", "nb201_supernet_correlation.png"}
     rescored = list(csv.DictReader(open(tmp_path / "tables" / "nb201_supernet_reward_images.csv")))
     assert [r["reward_images"] for r in rescored] == ["4", "8"] and rescored[0]["pairs"] == "20"

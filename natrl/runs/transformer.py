@@ -235,7 +235,9 @@ class TrainConfig(RunConfig):
         le=1000,
     )
     corr_every: int = knob(1, "supernet epochs between two correlation points (the last epoch always has one)", ge=1)
-    supernet_lr: float = knob(0.01, "supernet SGD learning rate, cosine-annealed to 0.001 (released code: 0.01)", gt=0, le=10)
+    supernet_lr: float = knob(
+        0.01, "supernet SGD learning rate, cosine-annealed to 0.001 (released code: 0.01)", gt=0, le=10
+    )
     cpu_shards: int = knob(1, "supernet shards when --num-gpus 0 (with --num-gpus N: one shard per GPU)", ge=1, le=1024)
     eval_inputs: int = knob(20, "random inputs derived and scored at the end of a supernet run", ge=1, le=100000)
     holdout_frac: float = knob(
@@ -680,6 +682,7 @@ class TransformerRun:
                 cfg.eval_inputs,
                 cfg.best_of,
                 seed=cfg.seed,
+                corr_batches=cfg.corr_batches if cfg.corr_pairs else None,  # tau on the policy's own samples too
             )
             results.update(common, train_seconds=round(time.time() - self.started, 1), correlation=self.curve)
             return results, records, f"# {name}\n\n{truth_markdown(results)}\n"

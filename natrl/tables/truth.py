@@ -42,6 +42,13 @@ class TruthConfig(RunsTableConfig):
         le=400,
     )
 
+    policy_pairs: bool = knob(
+        False,
+        "re-score each run's final supernet on its policy's own samples (5 per evaluation input) and on the random "
+        "pairs of its correlation curve, on the same fixed batches; both correlated with the true gain "
+        "(nb201_supernet_policy_pairs.csv/.md; minutes on CPU)",
+    )
+
     def validate(self):
         super().validate()
         if any(not 1 <= k <= 30000 for k in self.rescore_images):
@@ -168,6 +175,64 @@ def rescore(run: Path, sizes: list[int], batches: int = 0) -> tuple[list[dict], 
     return [{**tag, **p} for p in points], per_batch
 
 
+class _TrainerScores:
+    """A reloaded ``SupernetTrainer`` as the backend :func:`natrl.truth.correlation_point` scores with."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def score_on_batches(self, genotypes, batches) -> np.ndarray:
+        import torch
+
+        distinct = list(dict.fromkeys(genotypes))
+        with torch.no_grad():
+            mean = np.mean([self.trainer.score(distinct, k) for k in batches], axis=0)
+        acc = dict(zip(distinct, mean))
+        return np.array([acc[g] for g in genotypes], dtype=np.float64)
+
+
+def policy_pairs_rescore(run: Path) -> list[dict]:
+    """``run``'s final supernet on two sets of pairs, scored on the same fixed evaluation batches (the run's
+    --corr-batches, else 2): the random pairs of its correlation curve and its policy's own samples (the
+    evaluation's inputs and samples, re-drawn with the run's seed)."""
+    from natrl.config import config_from_dict
+    from natrl.rewards import NB201Table
+    from natrl.rundir import read_config
+    from natrl.runs.derive import load_policy, load_supernet
+    from natrl.runs.transformer import KIND, TrainConfig
+    from natrl.truth import correlation_point, policy_pairs, policy_samples, random_pairs
+
+    cfg = config_from_dict(TrainConfig, read_config(run, KIND)["config"], str(run / "config.json"))
+    module, space = load_policy(run)
+    backend = _TrainerScores(load_supernet(run, space))
+    table = NB201Table.load(cfg.table)
+    report = NB201Table.load(cfg.report_table) if cfg.report_table else None
+    betas, _, samples = policy_samples(module, space, cfg.eval_inputs, cfg.best_of, cfg.seed)
+    batches = cfg.corr_batches or 2
+    rows = []
+    for name, pairs in (
+        ("random", random_pairs(space, cfg.corr_pairs or 500, seed=cfg.seed)),
+        ("policy", policy_pairs(samples, betas)),
+    ):
+        point = correlation_point(backend, space, table, report, pairs, batches)
+        rows.append({"run": run.name, "pairs_from": name, "epoch": backend.trainer.epoch, **point})
+    return rows
+
+
+def policy_pairs_markdown(rows: list[dict]) -> str:
+    cols = [k for k in rows[0] if k not in ("run", "pairs_from", "epoch", "eval_batches")]
+    lines = ["| run | pairs | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    lines += [f"| {r['run']} | {r['pairs_from']} | " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return (
+        "The final supernet's R(alpha|beta) against the true gain on two sets of pairs of the same held-out inputs: "
+        "uniformly random valid transformations (the correlation curve's), and the policy's own samples (5 of "
+        f"each input). Each R is the mean over {rows[0]['eval_batches']} fixed evaluation batches; mean_R is the "
+        "supernet's mean gain (points), mean_gain the true one (selection table / report).\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
 def correlation_curves(runs: list[Path]) -> list[dict]:
     return [{"run": run.name, "rows": read_rows(run / "correlation.csv", FIX, key="epoch")} for run in runs]
 
@@ -255,7 +320,11 @@ def truth_tables(cfg: TruthConfig, given=None) -> list[Path]:
             sizes, batches = rescore(run, cfg.rescore_images, cfg.rescore_batches)
             rescored += sizes
             per_batch += batches
+    policy_rows = [row for run in runs for row in policy_pairs_rescore(run)] if cfg.policy_pairs else []
     out = Outputs(cfg.out, cfg.force)
+    if policy_rows:
+        out.csv("nb201_supernet_policy_pairs.csv", policy_rows)
+        out.text("nb201_supernet_policy_pairs.md", policy_pairs_markdown(policy_rows))
     if rescored:
         out.csv("nb201_supernet_reward_images.csv", rescored)
         out.text("nb201_supernet_reward_images.md", reward_images_markdown(rescored))
