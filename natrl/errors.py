@@ -22,8 +22,8 @@ def cli_entry(main):
             prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "natrl"
             print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
             raise SystemExit(2) from None
-        except KeyboardInterrupt:
-            print("interrupted; a run with a checkpoint continues with --resume RUN_DIR", file=sys.stderr)
+        except KeyboardInterrupt as e:  # a message, when given, says what was kept and how to continue
+            print(str(e) or "interrupted; a run with a checkpoint continues with --resume RUN_DIR", file=sys.stderr)
             raise SystemExit(130) from None
 
     return wrapper

@@ -203,3 +203,26 @@ def test_a_tune_failure_is_one_line(script, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     ours = [line for line in r.stderr.splitlines() if "error" in line.lower()]  # Ray may print its own notices
     assert len(ours) == 1 and ours[0].startswith("sweep.py: error: Ray Tune failed (")
+
+
+def test_ctrl_c_during_a_sweep_says_interrupted_and_how_to_continue(tmp_path, capsys):
+    """Tune answers Ctrl-C by stopping its trials and returning from fit(): the results of the stopped trials
+    have no config (or nothing reported). The sweep says so, keeps the finished trials and names --resume; a
+    stand-in for the fitted Tuner (narrowly: fit() and its ResultGrid's three fields)."""
+    from types import SimpleNamespace
+
+    from natrl.errors import cli_entry
+    from natrl.runs.sweep import fit_rows
+
+    trial = {"ablation": "lam", "name": "natpp-lam0.3-s0", "overrides": {"lam": 0.3}}
+    done = SimpleNamespace(config={"trial": trial}, metrics={"policy_gain": 4.0}, error=None)
+    stopped = SimpleNamespace(config=None, metrics=None, error=None)
+    tuner = SimpleNamespace(fit=lambda: [done, stopped])
+    with pytest.raises(SystemExit) as exit_:
+        cli_entry(lambda: fit_rows(lambda: tuner, tmp_path))()
+    assert exit_.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 1 of 2 trial(s) unfinished" in err and f"--resume {tmp_path}" in err
+    assert "Traceback" not in err and "TypeError" not in err
+    finished = fit_rows(lambda: SimpleNamespace(fit=lambda: [done]), tmp_path)
+    assert [r["trial"] for r in finished] == ["natpp-lam0.3-s0"] and finished[0]["status"] == "done"

@@ -396,8 +396,7 @@ def fit_rows(build_tuner, sweep_dir: Path) -> list[dict]:
     """Build the Tuner and fit it, as trials.csv rows; a failure of Tune itself (not of a trial: a storage it
     cannot write, its internals) is one line."""
     try:
-        grid = build_tuner().fit()
-        return [trial_row(r.config["trial"], r.metrics, bool(r.error)) for r in grid]
+        grid = list(build_tuner().fit())
     except NatrlError:
         raise
     except Exception as e:  # TuneError, RayError, pyarrow errors of the storage: Tune's side, not a trial's
@@ -406,6 +405,14 @@ def fit_rows(build_tuner, sweep_dir: Path) -> list[dict]:
             f"Ray Tune failed ({e.__class__.__name__}: {first}); finished trials are kept, "
             f"continue with: python experiments/sweep.py --resume {sweep_dir}"
         ) from None
+    # Ctrl-C: Tune stops its trials and fit() returns; a trial it stopped has no config or neither metrics nor error
+    stopped = sum(1 for r in grid if r.config is None or not (r.metrics or r.error))
+    if stopped:
+        raise KeyboardInterrupt(
+            f"interrupted: {stopped} of {len(grid)} trial(s) unfinished; finished trials are kept, "
+            f"continue with: python experiments/sweep.py --resume {sweep_dir}"
+        )
+    return [trial_row(r.config["trial"], r.metrics, bool(r.error)) for r in grid]
 
 
 def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
