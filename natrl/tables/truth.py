@@ -281,11 +281,13 @@ def curve_figure(curves: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for c in curves:
+    colors = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors
+    for i, c in enumerate(curves):  # a color per run; the line style tells the measurement
         epochs = [r["epoch"] for r in c["rows"]]
-        for key, style in (("kendall_select", "o-"), ("kendall_report", "s--")):
+        for key, style in (("kendall_select", "o-"), ("kendall_report", "s:")):
             if key in c["rows"][0]:
-                ax.plot(epochs, [r[key] for r in c["rows"]], style, ms=3, label=f"{c['run']} ({key.split('_')[1]})")
+                label = f"{c['run']} ({key.split('_')[1]})"
+                ax.plot(epochs, [r[key] for r in c["rows"]], style, color=colors[i % len(colors)], ms=3, label=label)
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set(xlabel="supernet epoch", ylabel="Kendall tau, supernet R vs true gain", title="supernet vs NAS-Bench-201")
     ax.grid(alpha=0.3)
