@@ -281,7 +281,8 @@ def curve_figure(curves: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    colors = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors
+    cmap = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
+    colors = [cmap(i) for i in range(cmap.N)]
     for i, c in enumerate(curves):  # a color per run; the line style tells the measurement
         epochs = [r["epoch"] for r in c["rows"]]
         for key, style in (("kendall_select", "o-"), ("kendall_report", "s:")):
