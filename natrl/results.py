@@ -460,13 +460,14 @@ class Outputs:
         return text
 
     def csv(self, name: str, data):
-        """A DataFrame, or a list of dicts (written as ``csv.DictWriter`` does: None -> empty, 528 -> 528)."""
+        """A DataFrame, or a list of dicts (written as ``csv.DictWriter`` does: None -> empty, 528 -> 528); the
+        columns are every key of any row, in order of first appearance (runs of older versions have fewer)."""
         if isinstance(data, pd.DataFrame):
             self.items[name] = ("text", data.to_csv(index=False))
             return
         buf = io.StringIO()
         if data:
-            w = csv.DictWriter(buf, fieldnames=list(data[0]))
+            w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for row in data for k in row)))
             w.writeheader()
             w.writerows(data)
         self.items[name] = ("text", buf.getvalue())

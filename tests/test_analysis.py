@@ -446,3 +446,13 @@ def test_fig5_cells_published_and_nb201(tmp_path, script):
     ):
         with pytest.raises(NatrlError, match=message):
             cells.fig5(*parse_config(cells.Fig5Config, argv + ["--out", str(tmp_path / "d")]))
+
+
+def test_a_csv_of_rows_from_old_and_new_runs_has_every_column(tmp_path):
+    """Correlation rows of runs written before a column existed sit beside newer rows: the header is the union."""
+    from natrl.results import Outputs
+
+    out = Outputs(tmp_path / "t", force=False)
+    out.csv("c.csv", [{"run": "old", "kendall": 0.4}, {"run": "new", "kendall": 0.5, "mean_R": 0.7}])
+    out.commit()
+    assert (tmp_path / "t" / "c.csv").read_text().splitlines() == ["run,kendall,mean_R", "old,0.4,", "new,0.5,0.7"]

@@ -280,7 +280,7 @@ def curve_figure(curves: list[dict]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
     cmap = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
     colors = [cmap(i) for i in range(cmap.N)]
     for i, c in enumerate(curves):  # a color per run; the line style tells the measurement
@@ -292,7 +292,7 @@ def curve_figure(curves: list[dict]):
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set(xlabel="supernet epoch", ylabel="Kendall tau, supernet R vs true gain", title="supernet vs NAS-Bench-201")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: lines stay visible
     fig.tight_layout()
     return fig
 
