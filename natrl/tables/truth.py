@@ -175,36 +175,34 @@ def rescore(run: Path, sizes: list[int], batches: int = 0) -> tuple[list[dict], 
     return [{**tag, **p} for p in points], per_batch
 
 
-class _TrainerScores:
-    """A reloaded ``SupernetTrainer`` as the backend :func:`natrl.truth.correlation_point` scores with."""
-
-    def __init__(self, trainer):
-        self.trainer = trainer
-
-    def score_on_batches(self, genotypes, batches) -> np.ndarray:
-        import torch
-
-        distinct = list(dict.fromkeys(genotypes))
-        with torch.no_grad():
-            mean = np.mean([self.trainer.score(distinct, k) for k in batches], axis=0)
-        acc = dict(zip(distinct, mean))
-        return np.array([acc[g] for g in genotypes], dtype=np.float64)
-
-
 def policy_pairs_rescore(run: Path) -> list[dict]:
     """``run``'s final supernet on two sets of pairs, scored on the same fixed evaluation batches (the run's
     --corr-batches, else 2): the random pairs of its correlation curve and its policy's own samples (the
     evaluation's inputs and samples, re-drawn with the run's seed)."""
+    import torch
+
     from natrl.config import config_from_dict
     from natrl.rewards import NB201Table
+    from natrl.rewards.supernet import SupernetReward  # torch: imported only when re-scoring
     from natrl.rundir import read_config
     from natrl.runs.derive import load_policy, load_supernet
     from natrl.runs.transformer import KIND, TrainConfig
     from natrl.truth import correlation_point, policy_pairs, policy_samples, random_pairs
 
+    class TrainerScores(SupernetReward):
+        """The reloaded trainer as a reward backend: its score_on_batches is what correlation_point uses."""
+
+        def __init__(self, trainer):
+            super().__init__(trainer.space)
+            self.trainer = trainer
+
+        def _score_distinct(self, genotypes: list, batch_index: int) -> np.ndarray:
+            with torch.no_grad():
+                return self.trainer.score(genotypes, batch_index)
+
     cfg = config_from_dict(TrainConfig, read_config(run, KIND)["config"], str(run / "config.json"))
     module, space = load_policy(run)
-    backend = _TrainerScores(load_supernet(run, space))
+    backend = TrainerScores(load_supernet(run, space))
     table = NB201Table.load(cfg.table)
     report = NB201Table.load(cfg.report_table) if cfg.report_table else None
     betas, _, samples = policy_samples(module, space, cfg.eval_inputs, cfg.best_of, cfg.seed)
