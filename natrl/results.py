@@ -343,11 +343,15 @@ def require_fields(frame: pd.DataFrame, fields, what: str) -> pd.DataFrame:
 def check_uniform(
     frame: pd.DataFrame, fields=("iters", "holdout_frac", "reward", "table", "reported_on")
 ) -> pd.DataFrame:
-    """Refuse to average runs made with different budgets or reward tables into one cell."""
-    for f in fields:
-        if f in frame and frame[f].astype(str).nunique() > 1:
-            values = ", ".join(sorted(frame[f].astype(str).unique()))
-            raise NatrlError(f"the runs differ in {f} ({values}); pass the directories of one sweep only")
+    """Refuse to average runs made with different budgets or reward tables into one cell. A table's cells are
+    per transition rule, so the check is too: ``--preset papers`` runs NAT at NAT's budget and NAT++ at NAT++'s."""
+    groups = frame.groupby("rule", dropna=False) if "rule" in frame else [(None, frame)]
+    for rule, g in groups:
+        for f in fields:
+            if f in g and g[f].astype(str).nunique() > 1:
+                values = ", ".join(sorted(g[f].astype(str).unique()))
+                which = f" {rule} runs" if isinstance(rule, str) else " runs"
+                raise NatrlError(f"the{which} differ in {f} ({values}); pass the directories of one sweep only")
     return frame
 
 
@@ -402,8 +406,25 @@ def provenance(frame: pd.DataFrame) -> str:
     seeds = sorted({int(s) for s in frame["seed"]})
     return (
         f"Source: {'; '.join(sources)}; seeds {', '.join(map(str, seeds))}; {len(frame)} runs (run ids in the CSV)."
+        + budget_note(frame)
         + measurement_note(frame)
     )
+
+
+def budget_note(frame: pd.DataFrame) -> str:
+    """' Policy updates per run: 1500.' or, when the rules ran different budgets (``--preset papers``),
+    ' Policy updates per run: NAT 46900, NAT++ 93800.' (runs that trained 0 updates by design are left out)."""
+    if "iters" not in frame or frame["iters"].isna().all():
+        return ""
+    runs = frame[frame["policy"] != "random"] if "policy" in frame else frame
+    runs = runs.dropna(subset=["iters"])
+    if runs.empty or ("kind" in runs and (runs["kind"] != "nb201").any()):
+        return ""  # a supernet run's iters counts updates per supernet epoch; its own tables say so
+    if "rule" in runs and runs.groupby("rule")["iters"].nunique().max() == 1 and runs["iters"].nunique() > 1:
+        names = {"nat": "NAT", "natpp": "NAT++"}
+        per_rule = runs.groupby("rule")["iters"].first()
+        return " Policy updates per run: " + ", ".join(f"{names.get(r, r)} {int(i)}" for r, i in per_rule.items()) + "."
+    return " Policy updates per run: " + ", ".join(str(int(i)) for i in sorted(runs["iters"].unique())) + "."
 
 
 def _latex_escape(s: str) -> str:

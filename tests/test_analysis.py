@@ -306,7 +306,19 @@ def test_runs_of_different_budgets_are_not_averaged(tmp_path, script):
     fake_run(tmp_path, "a", {"tag": "lam", "iters": 400}, nb201_results(3.0))
     fake_run(tmp_path, "b", {"tag": "lam", "iters": 20, "seed": 1}, nb201_results(1.0))
     r = script("analysis/fig7_ablations.py", tmp_path, "--out", tmp_path / "t")
-    assert r.returncode == 2 and "the runs differ in iters (20, 400)" in r.stderr
+    assert r.returncode == 2 and "the natpp runs differ in iters (20, 400)" in r.stderr
+
+
+def test_each_rule_on_its_own_papers_budget_is_one_table(tmp_path):
+    # --preset papers: NAT trials run NAT's 46,900 updates, NAT++ trials NAT++'s 93,800; the cells are per rule
+    fake_run(tmp_path, "a", {"tag": "lam", "iters": 46900, "rule": "nat"}, nb201_results(3.0))
+    fake_run(tmp_path, "b", {"tag": "lam", "iters": 93800}, nb201_results(4.0))
+    run("fig7", tmp_path, "--out", tmp_path / "t")
+    md = (tmp_path / "t" / "fig7_lam.md").read_text()
+    assert "| 0.03 | 3.00 ± 0.00 (1) | 3.00 ± 0.00 (1) | 4.00 ± 0.00 (1) | 4.00 ± 0.00 (1) |" in md
+    assert "Policy updates per run: NAT 46900, NAT++ 93800." in md
+    fake_run(tmp_path, "c", {"tag": "lam", "iters": 400, "rule": "nat", "seed": 1}, nb201_results(1.0))
+    assert "the nat runs differ in iters (400, 46900)" in one_line_error("fig7", tmp_path, "--out", tmp_path / "u")
 
 
 def spoil(run_dir: Path, name: str, content):
