@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 from conftest import ROOT
+from test_analysis import nb201_results
 
 from natrl.runs import sweep
 
@@ -77,6 +78,30 @@ def test_two_trial_sweep_killed_then_resumed(tmp_path, script):
     r = script("analysis/fig7_ablations.py", out, "--out", tmp_path / "tables")
     assert r.returncode == 0, r.stderr
     assert "| 0.03 | - | - |" in (tmp_path / "tables" / "fig7_lam.md").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_real_sweep_leaves_no_unfinished_trial_marked_done(tmp_path):
+    # Tune handles SIGINT itself and returns from fit() with the running trial's progress as its metrics
+    out = tmp_path / "sweep"
+    argv = [*SWEEP[: SWEEP.index("--iters")], "--iters", "100000", "--max-concurrent", "1", "--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "experiments" / "sweep.py"), *argv],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    progress = out / "tune" / "natpp-lam0.03-s0" / "run" / "progress.csv"
+    deadline = time.time() + 300
+    while not (progress.exists() and progress.stat().st_size > 200) and time.time() < deadline:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted: 2 of 2 trial(s) unfinished" in err and f"--resume {out}" in err
+    assert not (out / "trials.csv").exists()
 
 
 @pytest.mark.parametrize(
@@ -207,26 +232,32 @@ def test_a_tune_failure_is_one_line(script, tmp_path):
 
 
 def test_ctrl_c_during_a_sweep_says_interrupted_and_how_to_continue(tmp_path, capsys):
-    """Tune answers Ctrl-C by stopping its trials and returning from fit(): the results of the stopped trials
-    have no config (or nothing reported). The sweep says so, keeps the finished trials and names --resume; a
-    stand-in for the fitted Tuner (narrowly: fit() and its ResultGrid's three fields)."""
+    """Tune answers Ctrl-C by stopping its trials and returning from fit(): a stopped trial has its progress
+    reports as metrics and no error, and a trial not started yet is not in the grid. Only a run that wrote
+    results.json is done. The sweep says how many are unfinished, keeps the finished trials and names --resume;
+    a stand-in for the fitted Tuner (narrowly: fit() and its ResultGrid's three fields)."""
     from types import SimpleNamespace
 
     from natrl.errors import cli_entry
-    from natrl.runs.sweep import fit_rows
+    from natrl.runs.sweep import SweepConfig, fit_rows, run_dir_of
 
-    trial = {"ablation": "lam", "name": "natpp-lam0.3-s0", "overrides": {"lam": 0.3}}
-    done = SimpleNamespace(config={"trial": trial}, metrics={"policy_gain": 4.0}, error=None)
-    stopped = SimpleNamespace(config=None, metrics=None, error=None)
-    tuner = SimpleNamespace(fit=lambda: [done, stopped])
+    cfg = SweepConfig(out=str(tmp_path))
+    trials = [{"ablation": "lam", "name": f"natpp-lam{lam}-s0", "overrides": {"lam": lam}} for lam in (0.03, 0.3, 3.0)]
+    run_dir_of(tmp_path, trials[0]).mkdir(parents=True)
+    (run_dir_of(tmp_path, trials[0]) / "results.json").write_text(json.dumps(nb201_results(4.0)))
+    done = SimpleNamespace(config={"trial": trials[0]}, metrics={"iter": 3}, error=None)
+    stopped = SimpleNamespace(config={"trial": trials[1]}, metrics={"iter": 2, "reward_mean": -5.7}, error=None)
+    tuner = SimpleNamespace(fit=lambda: [done, stopped])  # trials[2] never started
     with pytest.raises(SystemExit) as exit_:
-        cli_entry(lambda: fit_rows(lambda: tuner, tmp_path))()
+        cli_entry(lambda: fit_rows(lambda: tuner, cfg, tmp_path, trials))()
     assert exit_.value.code == 130
     err = capsys.readouterr().err
-    assert "interrupted: 1 of 2 trial(s) unfinished" in err and f"--resume {tmp_path}" in err
+    assert "interrupted: 2 of 3 trial(s) unfinished" in err and f"--resume {tmp_path}" in err
     assert "Traceback" not in err and "TypeError" not in err
-    finished = fit_rows(lambda: SimpleNamespace(fit=lambda: [done]), tmp_path)
-    assert [r["trial"] for r in finished] == ["natpp-lam0.3-s0"] and finished[0]["status"] == "done"
+    failed = SimpleNamespace(config={"trial": trials[1]}, metrics={"iter": 2}, error=RuntimeError("boom"))
+    rows = fit_rows(lambda: SimpleNamespace(fit=lambda: [done, failed]), cfg, tmp_path, trials[:2])
+    assert [(r["trial"], r["status"]) for r in rows] == [(trials[0]["name"], "done"), (trials[1]["name"], "error")]
+    assert rows[0]["gain_sample"] == 4.0  # read from the run's results.json, not from Tune's last report
 
 
 def test_tune_reports_are_throttled_to_one_a_second_and_the_last_row_is_sent(monkeypatch, tmp_path):

@@ -416,9 +416,13 @@ def train_base(cfg: SweepConfig) -> dict:
     return {k: getattr(cfg, k) for k in TRAIN_KNOBS} | {"space": "darts" if cfg.reward == "supernet" else "nb201"}
 
 
-def fit_rows(build_tuner, sweep_dir: Path) -> list[dict]:
-    """Build the Tuner and fit it, as trials.csv rows; a failure of Tune itself (not of a trial: a storage it
-    cannot write, its internals) is one line."""
+def fit_rows(build_tuner, cfg: SweepConfig, sweep_dir: Path, pending: list[dict]) -> list[dict]:
+    """Build the Tuner, fit it over the ``pending`` trials and return their trials.csv rows; a failure of Tune
+    itself (not of a trial: a storage it cannot write, its internals) is one line.
+
+    A trial is done when its run wrote results.json, failed when Tune recorded its error, and otherwise
+    unfinished: Ctrl-C makes Tune stop its trials and return from fit() normally, with a stopped trial looking
+    like one that reported (its progress rows) and a not-yet-started one absent from the grid."""
     try:
         grid = list(build_tuner().fit())
     except NatrlError:
@@ -429,14 +433,19 @@ def fit_rows(build_tuner, sweep_dir: Path) -> list[dict]:
             f"Ray Tune failed ({e.__class__.__name__}: {first}); finished trials are kept, "
             f"continue with: python experiments/sweep.py --resume {sweep_dir}"
         ) from None
-    # Ctrl-C: Tune stops its trials and fit() returns; a trial it stopped has no config or neither metrics nor error
-    stopped = sum(1 for r in grid if r.config is None or not (r.metrics or r.error))
-    if stopped:
+    done = {r["trial"]: r for r in finished_rows(cfg, sweep_dir, pending)}
+    failed = {
+        r.config["trial"]["name"]: trial_row(r.config["trial"], r.metrics, True)
+        for r in grid
+        if r.config is not None and r.error and r.config["trial"]["name"] not in done
+    }
+    unfinished = len(pending) - len(done) - len(failed)
+    if unfinished:
         raise KeyboardInterrupt(
-            f"interrupted: {stopped} of {len(grid)} trial(s) unfinished; finished trials are kept, "
+            f"interrupted: {unfinished} of {len(pending)} trial(s) unfinished; finished trials are kept, "
             f"continue with: python experiments/sweep.py --resume {sweep_dir}"
         )
-    return [trial_row(r.config["trial"], r.metrics, bool(r.error)) for r in grid]
+    return [done.get(t["name"]) or failed[t["name"]] for t in pending]
 
 
 def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
@@ -464,7 +473,7 @@ def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
         (sweep_dir / "tune").mkdir(exist_ok=True)
         run.keep()  # Tune's state is written from here on: the directory is resumable
         if pending:
-            rows += fit_rows(lambda: make_tuner(cfg, sweep_dir, pending), sweep_dir)
+            rows += fit_rows(lambda: make_tuner(cfg, sweep_dir, pending), cfg, sweep_dir, pending)
         csv_path = write_trials_csv(sweep_dir, rows)
         errors = sum(1 for r in rows if r["status"] == "error")
         write_json(sweep_dir / "status.json", {"trials": len(rows), "errors": errors})
