@@ -208,7 +208,7 @@ def _nb201_supernet_args(data, out, *extra):
     return [*flags.split(), "--data", str(data), "--out", str(out), *extra]
 
 
-def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session, tmp_path, monkeypatch):
+def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session, tmp_path, monkeypatch, capsys):
     """train_natpp.py --space nb201 --reward supernet: the search (supernet epochs and policy updates) runs with
     the table replaced by a tripwire; the correlation curve and the evaluation read it afterwards."""
     import csv
@@ -248,6 +248,12 @@ def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session
     out = tmp_path / "run"
     train_main(_nb201_supernet_args(tmp_path / "cifar", out, "--reward-cache"))
     assert phases == [1, 2]
+    printed = capsys.readouterr().out.splitlines()
+    epochs = [line for line in printed if line.startswith("epoch ") and "supernet loss" in line]
+    updates = [line for line in printed if line.startswith("iter ")]
+    # the ETA is on the epoch lines (epochs are most of the time); the update lines carry none
+    assert len(epochs) == 2 and all(" eta " in line for line in epochs) and epochs[-1].endswith("eta     0s")
+    assert updates and not any("eta" in line for line in updates)
     rows = list(csv.DictReader(open(out / "correlation.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and all(-1 <= float(r["kendall_select"]) <= 1 for r in rows)
     results = json.loads((out / "results.json").read_text())

@@ -571,11 +571,12 @@ class TransformerRun:
         i = len(rows)
         if i % every == 0 or i == self.total:
             recent = rows[-every:]
-            eta = row["time_s"] / i * (self.total - i)
+            # a supernet run's time is mostly supernet epochs: its epoch lines carry the ETA
+            eta = "" if self.supernet else f"  eta {row['time_s'] / i * (self.total - i):5.0f}s"
             print(
                 f"iter {i:5d}/{self.total}  reward {sum(r['reward_mean'] for r in recent) / len(recent):+6.2f}  "
                 f"entropy {row['entropy']:.2f}  baseline {row['baseline']:+.2f}  "
-                f"{row['time_s']:6.1f}s  eta {eta:5.0f}s",
+                f"{row['time_s']:6.1f}s{eta}",
                 flush=True,
             )
 
@@ -608,9 +609,10 @@ class TransformerRun:
         cfg = self.cfg
         for epoch in range(self.done_epochs + 1, cfg.epochs + 1):
             stats = self.backend.train_epoch(self.supernet_cells(), max_steps=cfg.supernet_steps or None)
+            elapsed = time.time() - self.started
             print(
                 f"epoch {epoch}/{cfg.epochs}  supernet loss {stats['loss']:.3f}  train acc {stats['train_acc']:.1f}%"
-                f"  lr {stats['lr']:.4f}  {time.time() - self.started:6.1f}s",
+                f"  lr {stats['lr']:.4f}  {elapsed:6.1f}s  eta {self.epoch_eta(epoch, elapsed):5.0f}s",
                 flush=True,
             )
             if cfg.space == "nb201" and cfg.corr_pairs and (epoch % cfg.corr_every == 0 or epoch == cfg.epochs):
@@ -620,6 +622,11 @@ class TransformerRun:
                     self.policy_updates(min(UPDATES_PER_ITERATION, self.iters - done), epoch=epoch)
             self.done_epochs = epoch
             self.checkpoint()
+
+    def epoch_eta(self, epoch: int, elapsed: float) -> float:
+        """Seconds left, from the mean time per epoch so far; a policy epoch (its updates, and on nb201 its
+        correlation points) is counted as costly as the mean epoch, so the estimate falls as the run goes on."""
+        return elapsed / epoch * (self.cfg.epochs - epoch)
 
     def supernet_cells(self) -> Callable[[], Genotype]:
         """One epoch's source of the cells the supernet trains on (its step i trains the i-th call's cell)."""
