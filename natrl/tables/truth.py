@@ -9,6 +9,7 @@ supernet's R(alpha | beta) and the true gain against the supernet epoch.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,8 +213,14 @@ def policy_pairs_rescore(run: Path) -> list[dict]:
         ("random", random_pairs(space, cfg.corr_pairs or 500, seed=cfg.seed)),
         ("policy", policy_pairs(samples, betas)),
     ):
+        started = time.time()
         point = correlation_point(backend, space, table, report, pairs, batches)
         rows.append({"run": run.name, "pairs_from": name, "epoch": backend.trainer.epoch, **point})
+        print(
+            f"{run.name}: {point['pairs']} {name} pairs re-scored, Kendall tau {point['kendall_select']:+.3f} "
+            f"({time.time() - started:.0f} s)",
+            flush=True,
+        )
     return rows
 
 
@@ -317,7 +324,8 @@ def truth_tables(cfg: TruthConfig, given=None) -> list[Path]:
     rescored: list[dict] = []
     per_batch: list[dict] = []
     if cfg.rescore_images or cfg.rescore_batches:
-        for run in runs:
+        for i, run in enumerate(runs, 1):
+            print(f"re-scoring {run.name} ({i}/{len(runs)}) ...", flush=True)
             sizes, batches = rescore(run, cfg.rescore_images, cfg.rescore_batches)
             rescored += sizes
             per_batch += batches
