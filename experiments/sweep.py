@@ -15,8 +15,9 @@ natrl, our defaults, 1,500 updates of m=32 x n=2; or papers, NAT trials on NAT's
     n           samples per input in {1, 5, 10, 30} with m = 1                  (NAT++ Table 5)
     policy      random, lstm, gcn (the gcn run gives Maximum- and Sampling-GCN)  (NAT Table 3)
 
-Each trial reserves a placement group (its own CPU, plus one bundle per supernet shard) and reports every
-policy update to Tune (so --scheduler asha works); its run directory is tune/<trial>/run. The sweep directory
+Each trial reserves a placement group (its own CPU, plus one bundle per supernet shard) and reports its
+progress to Tune at most once a second, each report carrying its policy update count, which --scheduler asha
+reads as time; its run directory is tune/<trial>/run. The sweep directory
 (default sweeps/<name>) holds config.json, log.txt, tune/ (Tune's state and the trials), trials.csv and
 status.json. The analysis/ scripts read it. Expected (NB201, 2 cores, --preset natrl): a trial takes well under
 a minute, two at a time.

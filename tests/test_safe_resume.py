@@ -83,6 +83,6 @@ def test_sweep_resume_never_unpickles_planted_files(ray_session, tmp_path):
     _plant_checkpoint(trial / "run" / "checkpoint.pt", marker)
     sweep(SweepConfig(resume=str(out)), given={"resume"})
     assert not marker.exists()
-    assert json.loads((out / "status.json").read_text()) == {"trials": 1, "errors": 1}
+    assert json.loads((out / "status.json").read_text()) == {"trials": 1, "errors": 1, "stopped": 0}
     errors = " ".join(p.read_text() for p in trial.rglob("error.txt"))
     assert "holds pickled objects, not plain tensors" in errors

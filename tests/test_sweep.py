@@ -249,14 +249,18 @@ def test_ctrl_c_during_a_sweep_says_interrupted_and_how_to_continue(tmp_path, ca
     stopped = SimpleNamespace(config={"trial": trials[1]}, metrics={"iter": 2, "reward_mean": -5.7}, error=None)
     tuner = SimpleNamespace(fit=lambda: [done, stopped])  # trials[2] never started
     with pytest.raises(SystemExit) as exit_:
-        cli_entry(lambda: fit_rows(lambda: tuner, cfg, tmp_path, trials))()
+        cli_entry(lambda: fit_rows(lambda: (tuner, set()), cfg, tmp_path, trials))()
     assert exit_.value.code == 130
     err = capsys.readouterr().err
     assert "interrupted: 2 of 3 trial(s) unfinished" in err and f"--resume {tmp_path}" in err
     assert "Traceback" not in err and "TypeError" not in err
     failed = SimpleNamespace(config={"trial": trials[1]}, metrics={"iter": 2}, error=RuntimeError("boom"))
-    rows = fit_rows(lambda: SimpleNamespace(fit=lambda: [done, failed]), cfg, tmp_path, trials[:2])
+    rows = fit_rows(lambda: (SimpleNamespace(fit=lambda: [done, failed]), set()), cfg, tmp_path, trials[:2])
     assert [(r["trial"], r["status"]) for r in rows] == [(trials[0]["name"], "done"), (trials[1]["name"], "error")]
+    # a trial ASHA stopped early is not unfinished: its row says so and keeps its last progress
+    asha = (SimpleNamespace(fit=lambda: [done, stopped]), {trials[1]["name"]})
+    rows = fit_rows(lambda: asha, cfg, tmp_path, trials[:2])
+    assert (rows[1]["status"], rows[1]["reward_mean"]) == ("stopped", -5.7)
     assert rows[0]["gain_sample"] == 4.0  # read from the run's results.json, not from Tune's last report
 
 
@@ -283,3 +287,19 @@ def test_tune_reports_are_throttled_to_one_a_second_and_the_last_row_is_sent(mon
     reporter({"iter": 103, "reward_mean": 0.9}, None)
     reporter.flush()
     assert [m["iter"] for m, _ in sent] == [1, 101, 102, 103]
+
+
+def test_asha_counts_policy_updates_and_remembers_whom_it_stopped():
+    # reports are throttled, so ASHA's time must be the update count in the report, not the number of reports
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    asha = sweep.early_stopper(max_t=1001)
+    trials = [SimpleNamespace(trial_id=str(i), config={"trial": {"name": f"t{i}"}}) for i in range(5)]
+    for t in trials:
+        asha.on_trial_add(None, t)
+    actions = [asha.on_trial_result(None, t, {"iter": 100, "reward_mean": float(-i)}) for i, t in enumerate(trials)]
+    assert actions[0] == TrialScheduler.CONTINUE and actions[-1] == TrialScheduler.STOP  # the worst, at 100 updates
+    assert asha.stopped == {t.config["trial"]["name"] for t, a in zip(trials, actions) if a == TrialScheduler.STOP}
+    assert asha.on_trial_result(None, trials[0], {"reward_mean": 1.0}) == TrialScheduler.CONTINUE  # no iter: ignored

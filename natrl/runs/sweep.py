@@ -315,7 +315,7 @@ def run_trial(config: dict):
     tune.report(metrics_of(out))
 
 
-def trial_row(trial: dict, metrics: dict | None, error: bool) -> dict:
+def trial_row(trial: dict, metrics: dict | None, status: str = "done") -> dict:
     """One trials.csv row: the trial's grid point, status and headline metrics."""
     keep = ("run_dir", "search_seconds")
     picked = {
@@ -327,7 +327,7 @@ def trial_row(trial: dict, metrics: dict | None, error: bool) -> dict:
         "ablation": trial["ablation"],
         "trial": trial["name"],
         **trial["overrides"],
-        "status": "error" if error else "done",
+        "status": status,
         **picked,
     }
 
@@ -343,9 +343,9 @@ def finished_rows(cfg: SweepConfig, sweep_dir: Path, trials: list[dict]) -> list
         if cfg.storage:
             text = store_file(run_store(cfg.storage, t), "results.json")
             if text is not None:
-                rows.append(trial_row(t, metrics_from(json.loads(text), run_store(cfg.storage, t)), False))
+                rows.append(trial_row(t, metrics_from(json.loads(text), run_store(cfg.storage, t))))
         elif (run_dir_of(sweep_dir, t) / "results.json").is_file():
-            rows.append(trial_row(t, metrics_of(run_dir_of(sweep_dir, t)), False))
+            rows.append(trial_row(t, metrics_of(run_dir_of(sweep_dir, t))))
     return rows
 
 
@@ -378,16 +378,8 @@ def make_tuner(cfg: SweepConfig, sweep_dir: Path, trials: list[dict]):
 
     trainable = tune.with_resources(run_trial, trial_resources(cfg))
     base = train_base(cfg)
-    scheduler = None
-    if cfg.scheduler == "asha":
-        scheduler = tune.schedulers.ASHAScheduler(
-            time_attr="iter",  # policy updates, not reports (TuneReporter throttles those)
-            metric="reward_mean",
-            mode="max",
-            max_t=max_updates(cfg),
-            grace_period=max(1, max_updates(cfg) // 10),
-        )
-    return tune.Tuner(
+    scheduler = early_stopper(max_updates(cfg)) if cfg.scheduler == "asha" else None
+    tuner = tune.Tuner(
         trainable,
         param_space={
             "trial": tune.grid_search(trials),
@@ -402,6 +394,28 @@ def make_tuner(cfg: SweepConfig, sweep_dir: Path, trials: list[dict]):
             trial_name_creator=lambda t: t.config["trial"]["name"],
         ),
         run_config=tune.RunConfig(name="tune", storage_path=cfg.storage or str(sweep_dir), verbose=1),
+    )
+    return tuner, (scheduler.stopped if scheduler is not None else set())
+
+
+def early_stopper(max_t: int):
+    """ASHA over policy updates (``iter``; TuneReporter throttles the reports) that remembers the trials it
+    stops: they end without results.json, and the sweep must tell them from trials that Ctrl-C stopped."""
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class RememberingASHA(ASHAScheduler):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.stopped: set[str] = set()
+
+        def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+            action = super().on_trial_result(tune_controller, trial, result)
+            if action == TrialScheduler.STOP:
+                self.stopped.add(trial.config["trial"]["name"])
+            return action
+
+    return RememberingASHA(
+        time_attr="iter", metric="reward_mean", mode="max", max_t=max_t, grace_period=max(1, max_t // 10)
     )
 
 
@@ -420,11 +434,12 @@ def fit_rows(build_tuner, cfg: SweepConfig, sweep_dir: Path, pending: list[dict]
     """Build the Tuner, fit it over the ``pending`` trials and return their trials.csv rows; a failure of Tune
     itself (not of a trial: a storage it cannot write, its internals) is one line.
 
-    A trial is done when its run wrote results.json, failed when Tune recorded its error, and otherwise
-    unfinished: Ctrl-C makes Tune stop its trials and return from fit() normally, with a stopped trial looking
-    like one that reported (its progress rows) and a not-yet-started one absent from the grid."""
+    A trial is done when its run wrote results.json, failed when Tune recorded its error, stopped when ASHA
+    stopped it (its row has its last progress), and otherwise unfinished: Ctrl-C makes Tune stop its trials and
+    return from fit() normally, a stopped trial looking like one that reported and one not started yet absent."""
     try:
-        grid = list(build_tuner().fit())
+        tuner, early_stopped = build_tuner()
+        grid = list(tuner.fit())
     except NatrlError:
         raise
     except Exception as e:  # TuneError, RayError, pyarrow errors of the storage: Tune's side, not a trial's
@@ -433,19 +448,22 @@ def fit_rows(build_tuner, cfg: SweepConfig, sweep_dir: Path, pending: list[dict]
             f"Ray Tune failed ({e.__class__.__name__}: {first}); finished trials are kept, "
             f"continue with: python experiments/sweep.py --resume {sweep_dir}"
         ) from None
-    done = {r["trial"]: r for r in finished_rows(cfg, sweep_dir, pending)}
-    failed = {
-        r.config["trial"]["name"]: trial_row(r.config["trial"], r.metrics, True)
-        for r in grid
-        if r.config is not None and r.error and r.config["trial"]["name"] not in done
-    }
-    unfinished = len(pending) - len(done) - len(failed)
+    rows = {r["trial"]: r for r in finished_rows(cfg, sweep_dir, pending)}
+    for r in grid:
+        name = r.config["trial"]["name"] if r.config is not None else None
+        if name in rows or name is None:
+            continue
+        if r.error:
+            rows[name] = trial_row(r.config["trial"], r.metrics, "error")
+        elif name in early_stopped:
+            rows[name] = trial_row(r.config["trial"], r.metrics, "stopped")
+    unfinished = len(pending) - len(rows)
     if unfinished:
         raise KeyboardInterrupt(
             f"interrupted: {unfinished} of {len(pending)} trial(s) unfinished; finished trials are kept, "
             f"continue with: python experiments/sweep.py --resume {sweep_dir}"
         )
-    return [done.get(t["name"]) or failed[t["name"]] for t in pending]
+    return [rows[t["name"]] for t in pending]
 
 
 def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
@@ -476,8 +494,10 @@ def sweep(cfg: SweepConfig, given=frozenset()) -> Path:
             rows += fit_rows(lambda: make_tuner(cfg, sweep_dir, pending), cfg, sweep_dir, pending)
         csv_path = write_trials_csv(sweep_dir, rows)
         errors = sum(1 for r in rows if r["status"] == "error")
-        write_json(sweep_dir / "status.json", {"trials": len(rows), "errors": errors})
-        print(f"{len(rows) - errors}/{len(rows)} trials done; {csv_path}", flush=True)
+        stopped = sum(1 for r in rows if r["status"] == "stopped")
+        write_json(sweep_dir / "status.json", {"trials": len(rows), "errors": errors, "stopped": stopped})
+        early = f" ({stopped} stopped early by ASHA)" if stopped else ""
+        print(f"{len(rows) - errors}/{len(rows)} trials done{early}; {csv_path}", flush=True)
         if errors:
             print(
                 f"{errors} trial(s) failed (their error.txt is under {sweep_dir / 'tune'}); "
