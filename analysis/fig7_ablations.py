@@ -7,6 +7,8 @@ Run:
 Writes fig7_gcn_layers.{md,tex,csv}, fig7_lam.{md,tex,csv} and fig7.png into --out (created if missing): mean ±
 std over seeds of the gain of the transformed cells over their inputs (points; 1 sample of the policy per input,
 and the best of k samples), and prints the tables. A missing ablation is skipped with a note.
+A single run (train_natpp.py, no sweep) given beside a sweep is the grid point its config holds in both
+panels, e.g. a paper preset's main runs are its lambda = 0.003 and 2-layer points; a seed counts once per point.
 Expected shape in the papers: a 2-layer GCN and lambda = 3e-2 are best, lambda = 3 is near random.
 NB201 numbers: every pick (best of k, fixed rule, optimum) is chosen on the reward table; the table reports
 the official test accuracy when the runs had --report-table (the official CSV), else the reward table itself,

@@ -12,6 +12,7 @@ derive). The paper's order: Sampling-GCN > Maximum-GCN, LSTM > Random Search.
 NB201 numbers: every pick (best of k, fixed rule, optimum) is chosen on the reward table; the table reports
 the official test accuracy when the runs had --report-table (the official CSV), else the reward table itself,
 and its caption names both measurements (then: "optimistic").
+A single GCN run (train_natpp.py) given beside a sweep gives the GCN rows for its rule and seed.
 Files already in --out are refused unless --force; bad or missing run directories exit 2 with one line.
 """
 

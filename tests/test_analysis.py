@@ -468,3 +468,24 @@ def test_a_csv_of_rows_from_old_and_new_runs_has_every_column(tmp_path):
     out.csv("c.csv", [{"run": "old", "kendall": 0.4}, {"run": "new", "kendall": 0.5, "mean_R": 0.7}])
     out.commit()
     assert (tmp_path / "t" / "c.csv").read_text().splitlines() == ["run,kendall,mean_R", "old,0.4,", "new,0.5,0.7"]
+
+
+def test_a_single_run_is_a_point_of_every_ablation_and_a_seed_counts_once(tmp_path):
+    # a paper preset's main runs (train_natpp.py, no tag) are its lambda = 0.003 and 2-layer grid points
+    sweep_dir, single = tmp_path / "sweep", tmp_path / "single"
+    fake_run(sweep_dir, "lam-s0", {"tag": "lam", "lam": 0.3}, nb201_results(1.0))
+    fake_run(sweep_dir, "gcn-s0", {"tag": "gcn_layers", "gcn_layers": 5, "lam": 0.003}, nb201_results(2.0))
+    fake_run(sweep_dir, "lstm-s0", {"tag": "policy", "policy": "lstm", "lam": 0.003}, nb201_results(5.0))
+    fake_run(single, "main-s0", {"lam": 0.003}, nb201_results(3.0))
+    run("fig7", sweep_dir, single / "main-s0", "--out", tmp_path / "t")
+    lam = (tmp_path / "t" / "fig7_lam.md").read_text()
+    gcn = (tmp_path / "t" / "fig7_gcn_layers.md").read_text()
+    assert "| 0.003 | - | - | 3.00 ± 0.00 (1) |" in lam and "| 0.3 | - | - | 1.00 ± 0.00 (1) |" in lam
+    assert "| 2 | - | - | 3.00 ± 0.00 (1) |" in gcn and "| 5 | - | - | 2.00 ± 0.00 (1) |" in gcn
+    run("learners", sweep_dir, single / "main-s0", "--out", tmp_path / "t")
+    learners = (tmp_path / "t" / "nat_table3.md").read_text()
+    assert "| LSTM | - | 5.00 ± 0.00 (1) |" in learners
+    assert "| Sampling-GCN (1 sample) | - | 3.00 ± 0.00 (1) |" in learners
+    fake_run(sweep_dir, "lam-again-s0", {"tag": "lam", "lam": 0.003}, nb201_results(3.0))  # the same point, seed 0
+    message = one_line_error("fig7", sweep_dir, single / "main-s0", "--out", tmp_path / "u")
+    assert "are the same grid point and seed; pass one of them" in message and "main-s0" in message

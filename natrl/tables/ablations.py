@@ -49,11 +49,27 @@ def cell(r: pd.DataFrame, metric: str) -> str:
 # ---- NAT++ Fig. 7 ----------------------------------------------------------------------------------------
 
 
+def ablation_runs(frame: pd.DataFrame, tag: str, keys: list[str]) -> pd.DataFrame:
+    """The runs of ablation ``tag``, and the single runs given beside them (no tag: ``train_natpp.py`` runs), each
+    at the grid point its config holds; e.g. a paper preset's main runs are its lambda = 0.003 and 2-layer
+    points. Two runs of one grid point and seed are refused: a cell must not count a seed twice."""
+    untagged = frame["tag"].isna() | (frame["tag"] == "") if "tag" in frame else pd.Series(True, index=frame.index)
+    runs = frame[(frame["tag"] == tag) | untagged] if "tag" in frame else frame
+    point = ["rule", *keys, "seed"]
+    if runs.empty or not set(point) <= set(runs):
+        return runs
+    twice = runs[runs.duplicated(point, keep=False)].sort_values("path")
+    if len(twice):
+        a, b = twice["path"].iloc[:2]
+        raise NatrlError(f"{a} and {b} are the same grid point and seed; pass one of them")
+    return runs
+
+
 def ablation_frame(frame: pd.DataFrame, tag: str, key: str, metrics: list[str]):
     """(runs, summary): per (rule, value of ``key``), mean/std over seeds of ``metrics`` for the GCN-policy
-    runs of ablation ``tag``."""
+    runs of ablation ``tag`` (and the single runs given beside them)."""
     runs = require(
-        select(frame, tag=tag, policy="gcn"),
+        select(ablation_runs(frame, tag, [key]), policy="gcn"),
         f"runs of the {tag} ablation",
         f"python experiments/sweep.py --ablations {tag}",
     )
@@ -186,7 +202,9 @@ def table5_command(cfg: Table5Config, given=None) -> str:
 def nat_table3(frame: pd.DataFrame):
     """(shown, summary, caption) of NAT Table 3."""
     runs = require(
-        select(frame, tag="policy"), "runs of the policy ablation", "python experiments/sweep.py --ablations policy"
+        ablation_runs(frame, "policy", ["policy"]),
+        "runs of the policy ablation",
+        "python experiments/sweep.py --ablations policy",
     )
     require_fields(runs, ["rule", "policy"], "NAT Table 3")
     check_uniform(runs[runs["policy"] != "random"])  # the random policy trains for 0 updates by design
