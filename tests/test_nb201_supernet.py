@@ -273,12 +273,18 @@ def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session
         )
     )
     # the policy's own samples, scored in the run and again on the reloaded supernet: the same pairs, same numbers
+    from natrl.tables.truth import policy_pairs_rescore
+
     in_run = results["policy_correlation"]
     assert in_run["pairs"] == 4 * 2 and "kendall_report" not in in_run  # 4 inputs x best of 2; no report table
-    random_row, policy_row = list(csv.DictReader(open(tmp_path / "tables" / "nb201_supernet_policy_pairs.csv")))
+    random_row, policy_row = policy_pairs_rescore(out)
     assert (random_row["pairs_from"], policy_row["pairs_from"]) == ("random", "policy")
-    assert float(policy_row["mean_R"]) == in_run["mean_R"] and float(policy_row["pairs"]) == in_run["pairs"]
-    assert float(random_row["mean_R"]) == pytest.approx(float(rows[-1]["mean_R"]))  # the curve's last point
+    assert policy_row["mean_R"] == in_run["mean_R"] and policy_row["kendall_select"] == in_run["kendall_select"]
+    assert random_row["mean_R"] == pytest.approx(float(rows[-1]["mean_R"]))  # the curve's last point
+    # so the table takes a run's own numbers where it has them (no re-scoring) and says so
+    table_rows = list(csv.DictReader(open(tmp_path / "tables" / "nb201_supernet_policy_pairs.csv")))
+    assert [(r["pairs_from"], r["source"]) for r in table_rows] == [("random", "in run"), ("policy", "in run")]
+    assert float(table_rows[1]["mean_R"]) == in_run["mean_R"] and int(table_rows[1]["pairs"]) == in_run["pairs"]
     assert {p.name for p in written} >= {"nb201_supernet.md", "nb201_supernet_correlation.png"}
     rescored = list(csv.DictReader(open(tmp_path / "tables" / "nb201_supernet_reward_images.csv")))
     assert [r["reward_images"] for r in rescored] == ["4", "8"] and rescored[0]["pairs"] == "20"
@@ -294,6 +300,7 @@ def test_algorithm1_on_nb201_never_reads_the_table_during_the_search(ray_session
         "2",
     )
     assert per_run["kendall tau"] == rows[-1]["kendall_select"]
+    assert float(per_run["kendall tau, policy's samples"]) == in_run["kendall_select"]
     assert float(per_run["1 sample, all held-out"]) == round(results["all_heldout"]["sample_reward"], 2)
 
 

@@ -122,9 +122,12 @@ ABLATION_KNOBS = {  # config knob -> column: the supernet training choices the r
 }
 
 
-def runs_table(runs: list[Path], results: list[dict], curves: list[dict]) -> tuple[list[dict], str]:
-    """One row per run: its supernet choices, the last correlation point, and its true gains on the report
-    measurement (the ablation table: every number is the run's own; nothing is chosen across runs)."""
+def runs_table(
+    runs: list[Path], results: list[dict], curves: list[dict], policy_tau: dict[str, float] | None = None
+) -> tuple[list[dict], str]:
+    """One row per run: its supernet choices, the last correlation point (and the tau on its policy's own
+    samples: from the run, or ``policy_tau`` re-scored), and its true gains on the report measurement (the
+    ablation table: every number is the run's own; nothing is chosen across runs)."""
     from natrl.rundir import read_config
     from natrl.runs.transformer import KIND
 
@@ -142,6 +145,9 @@ def runs_table(runs: list[Path], results: list[dict], curves: list[dict]) -> tup
                 "eval batches": int(last.get("eval_batches", 0)),
                 "kendall tau": last.get("kendall_select"),
                 "spearman rho": last.get("spearman_select"),
+                "kendall tau, policy's samples": (policy_tau or {}).get(
+                    run.name, (res.get("policy_correlation") or {}).get("kendall_select")
+                ),
                 "1 sample, all held-out": round(res["all_heldout"][f"sample_{m}"], 2),
                 "argmax, all held-out": round(res["all_heldout"][f"argmax_{m}"], 2),
                 f"best of k by the supernet ({res['num_inputs']} inputs)": round(res["rows"][best][m]["mean"], 2),
@@ -224,8 +230,23 @@ def policy_pairs_rescore(run: Path) -> list[dict]:
     return rows
 
 
+def policy_pair_rows(run: Path, results: dict, curve: dict) -> list[dict]:
+    """The random-pair and policy-pair rows of ``run``: from the run itself when its evaluation scored its
+    policy's samples (``policy_correlation``; the random pairs are its curve's last point, on the same fixed
+    batches), else re-scored from its files (minutes on CPU). A test checks the two ways agree."""
+    stored, last = results.get("policy_correlation"), curve["rows"][-1]
+    if stored is None or int(last.get("eval_batches", 0)) != stored["eval_batches"]:
+        return [{**row, "source": "re-scored"} for row in policy_pairs_rescore(run)]
+    tag = {"run": run.name, "epoch": int(last["epoch"])}
+    random_point = {k: v for k, v in last.items() if k not in ("epoch", "supernet_loss")}
+    return [
+        {**tag, "pairs_from": "random", **random_point, "source": "in run"},
+        {**tag, "pairs_from": "policy", **stored, "source": "in run"},
+    ]
+
+
 def policy_pairs_markdown(rows: list[dict]) -> str:
-    cols = [k for k in rows[0] if k not in ("run", "pairs_from", "epoch", "eval_batches")]
+    cols = [k for k in rows[0] if k not in ("run", "pairs_from", "epoch", "eval_batches", "source")] + ["source"]
     lines = ["| run | pairs | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     lines += [f"| {r['run']} | {r['pairs_from']} | " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     return (
@@ -329,7 +350,11 @@ def truth_tables(cfg: TruthConfig, given=None) -> list[Path]:
             sizes, batches = rescore(run, cfg.rescore_images, cfg.rescore_batches)
             rescored += sizes
             per_batch += batches
-    policy_rows = [row for run in runs for row in policy_pairs_rescore(run)] if cfg.policy_pairs else []
+    policy_rows = (
+        [row for run, res, c in zip(runs, results, curves) for row in policy_pair_rows(run, res, c)]
+        if cfg.policy_pairs
+        else []
+    )
     out = Outputs(cfg.out, cfg.force)
     if policy_rows:
         out.csv("nb201_supernet_policy_pairs.csv", policy_rows)
@@ -346,13 +371,15 @@ def truth_tables(cfg: TruthConfig, given=None) -> list[Path]:
     )
     out.csv("nb201_supernet_correlation.csv", [{"run": c["run"], **r} for c in curves for r in c["rows"]])
     out.text("nb201_supernet.md", f"{caption}\n\n{table}\n")
-    per_run, per_run_md = runs_table(runs, results, curves)
+    policy_tau = {r["run"]: r["kendall_select"] for r in policy_rows if r["pairs_from"] == "policy"}
+    per_run, per_run_md = runs_table(runs, results, curves, policy_tau)
     report = results[0]["reported_on"] or results[0]["selected_on"]
     out.csv("nb201_supernet_runs.csv", per_run)
     out.text(
         "nb201_supernet_runs.md",
         f"Per run: the supernet's training choices, the Kendall tau / Spearman rho of its R(alpha|beta) with the "
-        f"true gain on the selection table at its last correlation point (eval batches 0: one reward batch), and "
+        f"true gain on the selection table at its last correlation point (eval batches 0: one reward batch) and "
+        f"on its policy's own samples (where measured; '-' otherwise), and "
         f"the true gains (points) of its derived cells on {report}.\n\n{per_run_md}\n",
     )
     out.figure("nb201_supernet_correlation.png", curve_figure(curves))
