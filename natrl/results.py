@@ -421,9 +421,10 @@ def budget_note(frame: pd.DataFrame) -> str:
     if runs.empty or ("kind" in runs and (runs["kind"] != "nb201").any()):
         return ""  # a supernet run's iters counts updates per supernet epoch; its own tables say so
     if "rule" in runs and runs.groupby("rule")["iters"].nunique().max() == 1 and runs["iters"].nunique() > 1:
-        names = {"nat": "NAT", "natpp": "NAT++"}
+        from natrl.tables.common import RULES
+
         per_rule = runs.groupby("rule")["iters"].first()
-        return " Policy updates per run: " + ", ".join(f"{names.get(r, r)} {int(i)}" for r, i in per_rule.items()) + "."
+        return " Policy updates per run: " + ", ".join(f"{RULES.get(r, r)} {int(i)}" for r, i in per_rule.items()) + "."
     return " Policy updates per run: " + ", ".join(str(int(i)) for i in sorted(runs["iters"].unique())) + "."
 
 
