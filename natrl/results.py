@@ -208,6 +208,11 @@ def _optional_number(res: dict, key: str, where: Path):
     return None if res.get(key) is None else value_at(res, [key], where)
 
 
+def run_id(run: Path) -> str:
+    """A run's name in tables: its directory's name, or for a sweep trial (``tune/<trial>/run``) the trial's."""
+    return run.parent.name if run.name == "run" and run.parent.parent.name == "tune" else run.name
+
+
 def load_run(run: Path) -> dict:
     """One table row of the run directory ``run`` (see :func:`load_runs`)."""
     cfg = _checked_config(run)
@@ -218,7 +223,7 @@ def load_run(run: Path) -> dict:
         **cfg,
         "kind": kind,
         "source": SOURCES.get(kind, kind),
-        "run": run.name,
+        "run": run_id(run),
         "path": str(run),
         "search_seconds": _optional_number(res, "search_seconds", where),
         "reward_evaluations": _optional_number(res, "reward_evaluations", where),
@@ -258,7 +263,7 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def load_runs(paths) -> pd.DataFrame:
-    """One row per run under ``paths``: config fields, ``kind``, ``source``, ``run`` (directory name), ``path``,
+    """One row per run under ``paths``: config fields, ``kind``, ``source``, ``run`` (:func:`run_id`), ``path``,
     the headline metrics, and ``search_seconds`` / ``reward_evaluations`` where recorded. No run at all gives an
     empty frame (each table then says which runs it needs); a path without runs beside others with runs is an
     error (a mistyped directory is never silently left out)."""

@@ -78,6 +78,8 @@ def test_two_trial_sweep_killed_then_resumed(tmp_path, script):
     r = script("analysis/fig7_ablations.py", out, "--out", tmp_path / "tables")
     assert r.returncode == 0, r.stderr
     assert "| 0.03 | - | - |" in (tmp_path / "tables" / "fig7_lam.md").read_text()
+    runs = [row["runs"] for row in csv.DictReader(open(tmp_path / "tables" / "fig7_lam.csv"))]
+    assert runs == ["natpp-lam0.03-s0", "natpp-lam0.3-s0"]  # a trial's name, not its run folder's ("run")
 
 
 @pytest.mark.slow
