@@ -121,12 +121,13 @@ def test_table5_and_learner_cells(tmp_path):
 
     learners = tmp_path / "learners"
     fake_run(learners, "r", {"tag": "policy", "policy": "random", "iters": 0}, nb201_results(-11.0))
-    fake_run(learners, "l", {"tag": "policy", "policy": "lstm"}, nb201_results(2.0))
+    fake_run(learners, "l", {"tag": "policy", "policy": "lstm"}, nb201_results(2.0, best=3.5))
     fake_run(learners, "g0", {"tag": "policy", "policy": "gcn", "seed": 0}, nb201_results(3.0, argmax=2.0, best=4.0))
     fake_run(learners, "g1", {"tag": "policy", "policy": "gcn", "seed": 1}, nb201_results(4.0, argmax=3.0, best=5.0))
     run("learners", learners, "--out", out)
     md = (out / "nat_table3.md").read_text()
     assert "| Random Search | - | -11.00 ± 0.00 (1) |" in md
+    assert "| LSTM | - | 2.00 ± 0.00 (1) |" in md and "| LSTM (best of k) | - | 3.50 ± 0.00 (1) |" in md
     assert "| Maximum-GCN | - | 2.50 ± 0.50 (2) |" in md
     assert "| Sampling-GCN (1 sample) | - | 3.50 ± 0.50 (2) |" in md
     assert "| Sampling-GCN (best of k) | - | 4.50 ± 0.50 (2) |" in md
