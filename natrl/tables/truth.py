@@ -247,7 +247,7 @@ def policy_pair_rows(run: Path, results: dict, curve: dict) -> list[dict]:
 
 def policy_pairs_markdown(rows: list[dict]) -> str:
     cols = [k for k in rows[0] if k not in ("run", "pairs_from", "epoch", "eval_batches", "source")] + ["source"]
-    lines = ["| run | pairs | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    lines = ["| run | pairs from | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     lines += [f"| {r['run']} | {r['pairs_from']} | " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     return (
         "The final supernet's R(alpha|beta) against the true gain on two sets of pairs of the same held-out inputs: "
